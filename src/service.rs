@@ -1,0 +1,170 @@
+//! [`MeshxAuthService`]: adds the credentials to each request.
+
+use crate::credential::Credential;
+use crate::future::{ResponseFuture, WaitForToken};
+use crate::replay::{EmptyBodiesOnly, ReplayBody, Replayable};
+use crate::shared::Shared;
+use http::header::{AUTHORIZATION, Entry};
+use http::{HeaderName, HeaderValue, Request, Response};
+use http_body::Body;
+use std::fmt;
+use std::mem;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::BoxError;
+use tower_service::Service;
+
+/// The `x-org` header.
+pub const X_ORG: HeaderName = HeaderName::from_static("x-org");
+
+/// The middleware service built by [`MeshxAuthLayer`](crate::MeshxAuthLayer).
+///
+/// Adds `Authorization: Bearer <token>` and `x-org: <organization>` to each request that does not
+/// carry them already, and, when the answer is a 401 (or gRPC UNAUTHENTICATED) for the token it
+/// added, waits for the one shared refresh and sends the request once more if its body can be
+/// replayed (see [`ReplayBody`]).
+pub struct MeshxAuthService<S, P = EmptyBodiesOnly> {
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) policy: P,
+    pub(crate) retry: bool,
+}
+
+impl<S: Clone, P: Clone> Clone for MeshxAuthService<S, P> {
+    fn clone(&self) -> Self {
+        MeshxAuthService {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+            policy: self.policy.clone(),
+            retry: self.retry,
+        }
+    }
+}
+
+impl<S: fmt::Debug, P> fmt::Debug for MeshxAuthService<S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeshxAuthService")
+            .field("inner", &self.inner)
+            .field("auth", &self.shared)
+            .field("retry_on_unauthorized", &self.retry)
+            .finish()
+    }
+}
+
+impl<S, P> MeshxAuthService<S, P> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Inserts the headers a request lacks; returns the generation of the token it inserted (`None`
+/// when the caller brought its own `Authorization`: then a 401 is not ours to handle).
+#[inline]
+pub(crate) fn authorize<B>(
+    request: &mut Request<B>,
+    credential: &Credential,
+    org: &HeaderValue,
+) -> Option<u64> {
+    let headers = request.headers_mut();
+    let generation = match headers.entry(AUTHORIZATION) {
+        Entry::Vacant(slot) => {
+            slot.insert(credential.authorization.clone());
+            Some(credential.generation)
+        }
+        Entry::Occupied(_) => None,
+    };
+    if let Entry::Vacant(slot) = headers.entry(X_ORG) {
+        slot.insert(org.clone());
+    }
+    generation
+}
+
+/// A copy of a request's head (method, URI, version, headers, extensions), for a replay.
+pub(crate) fn copy_head<B>(request: &Request<B>) -> Request<()> {
+    let mut head = Request::new(());
+    *head.method_mut() = request.method().clone();
+    *head.uri_mut() = request.uri().clone();
+    *head.version_mut() = request.version();
+    *head.headers_mut() = request.headers().clone();
+    *head.extensions_mut() = request.extensions().clone();
+    head
+}
+
+impl<S, P, B, RB> Service<Request<B>> for MeshxAuthService<S, P>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: Body + Default + Send + 'static,
+    P: ReplayBody<B>,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B, RB>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let credential = self.shared.cell.load();
+        if credential.is_expired() {
+            // Slow path: no token may be sent now. Wait (bounded) for the refresher.
+            let generation = credential.generation;
+            drop(credential);
+            let replay_body = if self.retry {
+                Replayable::of(&self.policy, request.body())
+            } else {
+                None
+            };
+            let clone = self.inner.clone();
+            let service = mem::replace(&mut self.inner, clone);
+            return ResponseFuture::wait(
+                WaitForToken::new(self.shared.clone(), generation),
+                request,
+                service,
+                replay_body,
+                self.shared.clone(),
+                self.retry,
+            );
+        }
+        let generation = authorize(&mut request, &credential, &self.shared.org);
+        drop(credential);
+        let Some(generation) = generation.filter(|_| self.retry) else {
+            return ResponseFuture::passthrough(self.inner.call(request));
+        };
+        match Replayable::of(&self.policy, request.body()) {
+            Some(body) => {
+                let head = copy_head(&request);
+                let clone = self.inner.clone();
+                let mut service = mem::replace(&mut self.inner, clone);
+                let future = service.call(request);
+                ResponseFuture::replayable(
+                    future,
+                    self.shared.clone(),
+                    generation,
+                    head,
+                    body,
+                    service,
+                )
+            }
+            None => ResponseFuture::refresh_only(
+                self.inner.call(request),
+                self.shared.clone(),
+                generation,
+            ),
+        }
+    }
+}
