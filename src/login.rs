@@ -67,6 +67,14 @@ impl LoginClient {
         }
     }
 
+    fn error(&self, error: reqwest::Error) -> Error {
+        if error.is_timeout() {
+            Error::LoginTimeout(self.timeout)
+        } else {
+            Error::transport(error)
+        }
+    }
+
     async fn login_inner(&self) -> Result<Token, Error> {
         let body = LoginBody {
             user: &self.user,
@@ -79,7 +87,7 @@ impl LoginClient {
             .json(&body)
             .send()
             .await
-            .map_err(Error::transport)?;
+            .map_err(|e| self.error(e))?;
         let status = response.status();
         if !status.is_success() {
             let url = self.url.to_string();
@@ -102,7 +110,7 @@ impl LoginClient {
             return Err(too_large());
         }
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(Error::transport)? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.error(e))? {
             if bytes.len() + chunk.len() > MAX_LOGIN_ANSWER_BYTES {
                 return Err(too_large());
             }

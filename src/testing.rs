@@ -294,6 +294,18 @@ impl FakeMeshx {
         self.state.issue(lifetime)
     }
 
+    /// Every token issued so far (logins and [`issue_token`](Self::issue_token)), oldest first.
+    /// For tests that check no token leaks into logs or errors.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let tokens = lock(&self.state.tokens);
+        let mut all: Vec<(u64, String)> = tokens
+            .iter()
+            .map(|(token, issued)| (issued.sequence, token.clone()))
+            .collect();
+        all.sort();
+        all.into_iter().map(|(_, token)| token).collect()
+    }
+
     /// Successful logins.
     pub fn logins(&self) -> u64 {
         self.state.counters.logins.load(Ordering::SeqCst)

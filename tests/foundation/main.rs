@@ -1,0 +1,12 @@
+//! End-to-end tests of the foundation: real hyper-util clients, the real fake MeshX server on
+//! 127.0.0.1, real tokens with short lifetimes.
+
+mod common;
+mod headers;
+mod lifecycle;
+mod login;
+mod outage;
+mod refresh;
+mod retry;
+mod secrets;
+mod static_token;
