@@ -29,7 +29,10 @@ pub const DEFAULT_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_REFRESH_JITTER: Duration = Duration::from_secs(30);
 
 enum Mode {
-    Password { user: String, password: SecretString },
+    Password {
+        user: String,
+        password: SecretString,
+    },
     Static(SecretString),
     Custom(Arc<dyn TokenSource>),
 }
@@ -104,6 +107,49 @@ impl MeshxAuthBuilder {
             retry_on_unauthorized: true,
             allow_insecure_http: false,
             http_client: None,
+        }
+    }
+
+    /// A builder configured from the environment:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `MESHX_API_URL` | API base, default [`DEFAULT_API_URL`] |
+    /// | `MESHX_USER`, `MESHX_PASSWORD` | password login |
+    /// | `MESHX_TOKEN` | a static token from the UI (instead of user and password) |
+    /// | `MESHX_ORG` | organization name (required) |
+    ///
+    /// A missing or contradictory setting is an [`Error::Config`] that names the variable.
+    /// Other settings can still be changed on the returned builder.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut builder = MeshxAuthBuilder::new();
+        if let Some(url) = get("MESHX_API_URL") {
+            builder = builder.api_url(url);
+        }
+        let org = get("MESHX_ORG").ok_or_else(|| {
+            Error::Config("MESHX_ORG is not set: give the organization name".into())
+        })?;
+        builder = builder.org(org);
+        match (get("MESHX_TOKEN"), get("MESHX_USER"), get("MESHX_PASSWORD")) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(Error::Config(
+                "both MESHX_TOKEN and MESHX_USER/MESHX_PASSWORD are set: use one way to authenticate".into(),
+            )),
+            (Some(token), None, None) => Ok(builder.static_token(token)),
+            (None, Some(user), Some(password)) => Ok(builder.credentials(user, password)),
+            (None, Some(_), None) => Err(Error::Config(
+                "MESHX_USER is set but MESHX_PASSWORD is not".into(),
+            )),
+            (None, None, Some(_)) => Err(Error::Config(
+                "MESHX_PASSWORD is set but MESHX_USER is not".into(),
+            )),
+            (None, None, None) => Err(Error::Config(
+                "no credentials in the environment: set MESHX_USER and MESHX_PASSWORD, or MESHX_TOKEN".into(),
+            )),
         }
     }
 
@@ -270,15 +316,13 @@ impl MeshxAuthBuilder {
             Ok(fetched) => fetched?,
             Err(_) => return Err(Error::LoginTimeout(self.login_timeout)),
         };
-        let credential =
-            shared::make_credential(&first, sent_at, 1, &timing, source.can_refresh())
-                .map_err(|e| match (&source, e) {
-                    (Source::Static { .. }, _) => Error::Config(
-                        "the static token holds bytes that are not allowed in an HTTP header"
-                            .into(),
-                    ),
-                    (_, e) => e,
-                })?;
+        let credential = shared::make_credential(&first, sent_at, 1, &timing, source.can_refresh())
+            .map_err(|e| match (&source, e) {
+                (Source::Static { .. }, _) => Error::Config(
+                    "the static token holds bytes that are not allowed in an HTTP header".into(),
+                ),
+                (_, e) => e,
+            })?;
         let status = StatusData {
             valid_until: credential.expires_at.map(shared::system_time),
             logins: u64::from(source.can_refresh()),
@@ -328,10 +372,8 @@ fn static_source(token: SecretString) -> Result<Source, Error> {
         ));
     }
     let expires_at = jwt::expiry(raw);
-    if let Some(at) = expires_at {
-        if at <= SystemTime::now() {
-            return Err(Error::StaticTokenExpired { expired_at: at });
-        }
+    if let Some(at) = expires_at.filter(|at| *at <= SystemTime::now()) {
+        return Err(Error::StaticTokenExpired { expired_at: at });
     }
     Ok(Source::Static {
         token: SecretString::from(raw),
@@ -340,9 +382,9 @@ fn static_source(token: SecretString) -> Result<Source, Error> {
 }
 
 fn check_org(org: Option<&str>) -> Result<String, Error> {
-    let org = org
-        .map(str::trim)
-        .ok_or_else(|| Error::Config("no organization: call org(name) (the x-org header)".into()))?;
+    let org = org.map(str::trim).ok_or_else(|| {
+        Error::Config("no organization: call org(name) (the x-org header)".into())
+    })?;
     if org.is_empty() {
         return Err(Error::Config("the organization name is empty".into()));
     }
@@ -415,6 +457,47 @@ mod tests {
         assert!(check_url("https://u:p@example.com/api", false).is_err());
         assert!(check_url("ftp://example.com/api", false).is_err());
         assert!(check_url("not a url", false).is_err());
+    }
+
+    #[test]
+    fn from_env_names_the_variable() {
+        use std::collections::HashMap;
+        let env = |pairs: &[(&str, &str)]| {
+            let map: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            MeshxAuthBuilder::from_lookup(move |name| map.get(name).cloned())
+        };
+        let err = |pairs: &[(&str, &str)]| env(pairs).unwrap_err().to_string();
+        assert!(err(&[("MESHX_USER", "u"), ("MESHX_PASSWORD", "p")]).contains("MESHX_ORG"));
+        assert!(err(&[("MESHX_ORG", "o")]).contains("MESHX_TOKEN"));
+        assert!(err(&[("MESHX_ORG", "o"), ("MESHX_USER", "u")]).contains("MESHX_PASSWORD"));
+        assert!(err(&[("MESHX_ORG", "o"), ("MESHX_PASSWORD", "p")]).contains("MESHX_USER"));
+        let both = err(&[
+            ("MESHX_ORG", "o"),
+            ("MESHX_TOKEN", "t"),
+            ("MESHX_USER", "u"),
+        ]);
+        assert!(both.contains("MESHX_TOKEN") && both.contains("MESHX_USER"));
+        let ok = env(&[
+            ("MESHX_ORG", "o"),
+            ("MESHX_TOKEN", "tok"),
+            ("MESHX_API_URL", "https://x/api"),
+        ])
+        .unwrap();
+        assert_eq!(ok.api_url, "https://x/api");
+        assert_eq!(ok.org.as_deref(), Some("o"));
+        assert!(matches!(ok.modes[..], [Mode::Static(_)]));
+        let ok = env(&[
+            ("MESHX_ORG", "o"),
+            ("MESHX_USER", "u"),
+            ("MESHX_PASSWORD", "p"),
+        ])
+        .unwrap();
+        assert!(matches!(ok.modes[..], [Mode::Password { .. }]));
+        // The password never shows.
+        assert!(!format!("{ok:?}").contains("\"p\""));
     }
 
     #[test]

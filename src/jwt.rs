@@ -49,9 +49,15 @@ mod tests {
     #[test]
     fn reads_integer_and_float_exp() {
         let t = expiry(&jwt(r#"{"exp":1700000000}"#)).unwrap();
-        assert_eq!(t, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        assert_eq!(
+            t,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        );
         let t = expiry(&jwt(r#"{"exp":1700000000.5}"#)).unwrap();
-        assert_eq!(t, SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500));
+        assert_eq!(
+            t,
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500)
+        );
     }
 
     #[test]

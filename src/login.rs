@@ -160,7 +160,11 @@ pub(crate) fn parse_login_answer(bytes: &[u8]) -> Result<Token, Error> {
                 e.column()
             ))
         })?,
-        Ok(_) => return Err(Error::InvalidAnswer("the answer is not a JSON object".into())),
+        Ok(_) => {
+            return Err(Error::InvalidAnswer(
+                "the answer is not a JSON object".into(),
+            ));
+        }
         Err(_) => {
             let looks_html = bytes
                 .iter()
@@ -178,12 +182,12 @@ pub(crate) fn parse_login_answer(bytes: &[u8]) -> Result<Token, Error> {
         .access_token
         .ok_or_else(|| Error::InvalidAnswer("`access_token` is missing".into()))?;
     validate_token(&access_token)?;
-    if let Some(kind) = &raw.token_type {
-        if !kind.eq_ignore_ascii_case("bearer") {
-            return Err(Error::InvalidAnswer(
-                "`token_type` is not Bearer".to_string(),
-            ));
-        }
+    if raw
+        .token_type
+        .as_ref()
+        .is_some_and(|kind| !kind.eq_ignore_ascii_case("bearer"))
+    {
+        return Err(Error::InvalidAnswer("`token_type` is not Bearer".into()));
     }
     let lifetime = match raw.expires_in {
         Some(value) => parse_lifetime(&value)?,
@@ -313,7 +317,9 @@ mod tests {
         assert!(err(r#"{"access_token":"a\r\nb","expires_in":5}"#).contains("not allowed"));
         assert!(err(r#"{"access_token":"a\u0000b","expires_in":5}"#).contains("not allowed"));
         assert!(err(r#"{"access_token":"a\u007fb","expires_in":5}"#).contains("not allowed"));
-        assert!(err(r#"{"access_token":"t","expires_in":5,"token_type":"MAC"}"#).contains("Bearer"));
+        assert!(
+            err(r#"{"access_token":"t","expires_in":5,"token_type":"MAC"}"#).contains("Bearer")
+        );
         assert!(err(r#"{"access_token":"t","expires_in":0}"#).contains("positive"));
         assert!(err(r#"{"access_token":"t","expires_in":-3}"#).contains("positive"));
         assert!(err(r#"{"access_token":"t","expires_in":"soon"}"#).contains("not a number"));
@@ -343,8 +349,14 @@ mod tests {
     #[test]
     fn join_keeps_the_base_path() {
         let api = reqwest::Url::parse("https://x.example/api/").unwrap();
-        assert_eq!(join(&api, "iam/login").as_str(), "https://x.example/api/iam/login");
+        assert_eq!(
+            join(&api, "iam/login").as_str(),
+            "https://x.example/api/iam/login"
+        );
         let api = reqwest::Url::parse("https://x.example/api").unwrap();
-        assert_eq!(join(&api, "iam/login").as_str(), "https://x.example/api/iam/login");
+        assert_eq!(
+            join(&api, "iam/login").as_str(),
+            "https://x.example/api/iam/login"
+        );
     }
 }

@@ -41,7 +41,10 @@ impl Shared {
         let request = self
             .http
             .get(url.clone())
-            .header(http::header::AUTHORIZATION, credential.authorization.clone())
+            .header(
+                http::header::AUTHORIZATION,
+                credential.authorization.clone(),
+            )
             .header(crate::X_ORG, self.org.clone())
             .header(http::header::ACCEPT, "application/json");
         drop(credential);

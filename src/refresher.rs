@@ -63,15 +63,15 @@ async fn run(weak: Weak<Shared>, signals: Arc<Signals>) {
                     current.mark_expired();
                     expired(&shared);
                 }
-                if let Source::Static { .. } = shared.source {
-                    if !warned && now + STATIC_TOKEN_WARNING >= expires_at && !current.is_expired() {
-                        warned = true;
-                        tracing::warn!(
-                            target: "meshx_auth",
-                            expires_in_secs = expires_at.saturating_duration_since(now).as_secs(),
-                            "the static MeshX token expires soon: copy a fresh token from the MeshX UI (User Profile, Authentication Token)"
-                        );
-                    }
+                let is_static = matches!(shared.source, Source::Static { .. });
+                let soon = now + STATIC_TOKEN_WARNING >= expires_at;
+                if is_static && !warned && !current.is_expired() && soon {
+                    warned = true;
+                    tracing::warn!(
+                        target: "meshx_auth",
+                        expires_in_secs = expires_at.saturating_duration_since(now).as_secs(),
+                        "the static MeshX token expires soon: copy a fresh token from the MeshX UI (User Profile, Authentication Token)"
+                    );
                 }
             }
 
@@ -103,7 +103,10 @@ async fn run(weak: Weak<Shared>, signals: Arc<Signals>) {
                 }
                 _ => None,
             };
-            [attempt_at, watch_expiry, warn_at].into_iter().flatten().min()
+            [attempt_at, watch_expiry, warn_at]
+                .into_iter()
+                .flatten()
+                .min()
             // `shared` is dropped here: the task sleeps holding only a weak reference.
         };
         tokio::select! {

@@ -73,7 +73,6 @@ impl<B: Body + Default> Replayable<B> {
             policy.clone_body(body).map(Replayable::Copy)
         }
     }
-
 }
 
 impl<B: Default> Replayable<B> {

@@ -30,7 +30,10 @@ impl Timing {
     /// minus random jitter (capped at a twentieth of the lifetime). `unit` is in `[0, 1)`.
     pub(crate) fn refresh_after(&self, lifetime: Duration, unit: f64) -> Duration {
         let margin = self.refresh_margin.min(lifetime / 4);
-        let jitter = self.refresh_jitter.min(lifetime / 20).mul_f64(unit.clamp(0.0, 1.0));
+        let jitter = self
+            .refresh_jitter
+            .min(lifetime / 20)
+            .mul_f64(unit.clamp(0.0, 1.0));
         lifetime.saturating_sub(margin).saturating_sub(jitter)
     }
 }

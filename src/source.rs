@@ -110,8 +110,10 @@ impl Source {
             Source::Password(client) => client.login().await,
             Source::Static { token, expires_at } => Ok(Token {
                 access_token: SecretString::from(token.expose_secret()),
-                lifetime: expires_at
-                    .map(|at| at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)),
+                lifetime: expires_at.map(|at| {
+                    at.duration_since(SystemTime::now())
+                        .unwrap_or(Duration::ZERO)
+                }),
                 refresh_token: None,
             }),
             Source::Custom(source) => source.fetch().await,

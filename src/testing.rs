@@ -343,7 +343,10 @@ impl FakeMeshx {
 
     /// Requests without `Authorization` or `x-org`.
     pub fn missing_credentials(&self) -> u64 {
-        self.state.counters.missing_credentials.load(Ordering::SeqCst)
+        self.state
+            .counters
+            .missing_credentials
+            .load(Ordering::SeqCst)
     }
 
     /// Requests whose `x-org` named no known organization.
@@ -379,8 +382,8 @@ impl FakeState {
         token
     }
 
-    /// `Ok(())` for a valid bearer token, else the reason as a 401.
-    fn check_token(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// `Ok(())` for a valid bearer token, else why not (answered as a 401).
+    fn check_token(&self, headers: &HeaderMap) -> Result<(), &'static str> {
         let counters = &self.counters;
         let Some(token) = headers
             .get(header::AUTHORIZATION)
@@ -388,18 +391,18 @@ impl FakeState {
             .and_then(|v| v.strip_prefix("Bearer "))
         else {
             counters.missing_credentials.fetch_add(1, Ordering::SeqCst);
-            return Err(unauthorized("missing bearer token"));
+            return Err("missing bearer token");
         };
         let tokens = lock(&self.tokens);
         let Some(issued) = tokens.get(token) else {
-            return Err(unauthorized("unknown token"));
+            return Err("unknown token");
         };
         if issued.sequence < self.revoked_below.load(Ordering::SeqCst) {
-            return Err(unauthorized("revoked token"));
+            return Err("revoked token");
         }
         if Instant::now() >= issued.expires_at {
             counters.expired_seen.fetch_add(1, Ordering::SeqCst);
-            return Err(unauthorized("expired token"));
+            return Err("expired token");
         }
         Ok(())
     }
@@ -415,10 +418,7 @@ fn unauthorized(why: &'static str) -> Response {
 }
 
 async fn login(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
-    state
-        .counters
-        .login_attempts
-        .fetch_add(1, Ordering::SeqCst);
+    state.counters.login_attempts.fetch_add(1, Ordering::SeqCst);
     let delay = *lock(&state.login_delay);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -435,12 +435,7 @@ async fn login(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
             return (code, [(header::RETRY_AFTER, secs.to_string())], "").into_response();
         }
         Some(LoginFault::Body { content_type, body }) => {
-            return (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, content_type)],
-                body,
-            )
-                .into_response();
+            return (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response();
         }
         Some(LoginFault::Hang) => {
             std::future::pending::<()>().await;
@@ -518,9 +513,9 @@ impl http_body::Body for BrokenBody {
 
 async fn organizations(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Response {
     state.counters.requests.fetch_add(1, Ordering::SeqCst);
-    if let Err(response) = state.check_token(&headers) {
+    if let Err(why) = state.check_token(&headers) {
         state.counters.unauthorized.fetch_add(1, Ordering::SeqCst);
-        return response;
+        return unauthorized(why);
     }
     state.counters.authorized.fetch_add(1, Ordering::SeqCst);
     axum::Json(state.orgs.clone()).into_response()
@@ -534,19 +529,19 @@ async fn protected(State(state): State<Arc<FakeState>>, request: Request) -> Res
     }
     state.counters.requests.fetch_add(1, Ordering::SeqCst);
     let grpc = path.starts_with("/api/grpc/");
-    let deny = |response: Response| {
+    let deny = |why: &'static str| {
         state.counters.unauthorized.fetch_add(1, Ordering::SeqCst);
         if grpc {
             grpc_answer("16")
         } else {
-            response
+            unauthorized(why)
         }
     };
-    if let Err(response) = state.check_token(&parts.headers) {
-        return deny(response);
+    if let Err(why) = state.check_token(&parts.headers) {
+        return deny(why);
     }
     if path.starts_with("/api/test/always-401") || state.reject_all.load(Ordering::SeqCst) {
-        return deny(unauthorized("this resource always answers 401"));
+        return deny("this resource always answers 401");
     }
     let org = parts
         .headers

@@ -27,7 +27,10 @@ pub fn builder_for(fake: &FakeMeshx) -> MeshxAuthBuilder {
 }
 
 pub async fn auth_for(fake: &FakeMeshx) -> MeshxAuth {
-    builder_for(fake).build().await.expect("login against the fake")
+    builder_for(fake)
+        .build()
+        .await
+        .expect("login against the fake")
 }
 
 pub fn get(fake: &FakeMeshx, path: &str) -> Request<Full<Bytes>> {

@@ -31,9 +31,11 @@ async fn every_request_gets_both_headers_end_to_end() {
     assert_eq!(fake.logins(), 1);
 }
 
+type Seen = Arc<Mutex<Vec<http::HeaderMap>>>;
+
 /// Records what the inner service saw.
 fn recording() -> (
-    Arc<Mutex<Vec<http::HeaderMap>>>,
+    Seen,
     impl Service<
         http::Request<http_body_util::Full<bytes::Bytes>>,
         Response = http::Response<()>,
@@ -59,7 +61,12 @@ async fn header_values_are_built_once_per_token_and_sensitive() {
     let (seen, inner) = recording();
     let mut svc = auth.layer().layer_service(inner);
     for _ in 0..3 {
-        svc.ready().await.unwrap().call(get(&fake, "/api/x")).await.unwrap();
+        svc.ready()
+            .await
+            .unwrap()
+            .call(get(&fake, "/api/x"))
+            .await
+            .unwrap();
     }
     let seen = seen.lock().unwrap();
     let ptrs: Vec<*const u8> = seen
@@ -67,12 +74,18 @@ async fn header_values_are_built_once_per_token_and_sensitive() {
         .map(|h| h.get(AUTHORIZATION).unwrap().as_bytes().as_ptr())
         .collect();
     // The same bytes every time: the value was cloned (a reference count), not formatted anew.
-    assert!(ptrs.windows(2).all(|w| w[0] == w[1]), "header rebuilt per request");
+    assert!(
+        ptrs.windows(2).all(|w| w[0] == w[1]),
+        "header rebuilt per request"
+    );
     let org_ptrs: Vec<*const u8> = seen
         .iter()
         .map(|h| h.get("x-org").unwrap().as_bytes().as_ptr())
         .collect();
-    assert!(org_ptrs.windows(2).all(|w| w[0] == w[1]), "x-org rebuilt per request");
+    assert!(
+        org_ptrs.windows(2).all(|w| w[0] == w[1]),
+        "x-org rebuilt per request"
+    );
     for headers in seen.iter() {
         let authorization = headers.get(AUTHORIZATION).unwrap();
         assert!(authorization.is_sensitive());
@@ -116,6 +129,10 @@ async fn a_request_that_carries_its_own_headers_keeps_them() {
     );
     let response = client.ready().await.unwrap().call(request).await.unwrap();
     assert_eq!(response.status(), 401);
-    assert_eq!(fake.unauthorized_sent(), 1, "no retry of the caller's own token");
+    assert_eq!(
+        fake.unauthorized_sent(),
+        1,
+        "no retry of the caller's own token"
+    );
     assert_eq!(fake.logins(), 1, "no refresh for the caller's own token");
 }

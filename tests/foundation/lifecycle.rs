@@ -14,13 +14,25 @@ async fn dropping_every_handle_stops_the_refresher() {
         .await;
     let auth = auth_for(&fake).await;
     let layer = auth.layer();
-    let mut client = ServiceBuilder::new().layer(layer.clone()).service(http_client());
-    let response = client.ready().await.unwrap().call(get(&fake, "/api/a")).await.unwrap();
+    let mut client = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(http_client());
+    let response = client
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&fake, "/api/a"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     drop((auth, layer, client));
     // A refresh would have happened at ~0.75 s and again at ~1.5 s.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert_eq!(fake.login_attempts(), 1, "no login after the last handle was dropped");
+    assert_eq!(
+        fake.login_attempts(),
+        1,
+        "no login after the last handle was dropped"
+    );
 }
 
 #[tokio::test]
@@ -40,7 +52,10 @@ async fn shutdown_stops_the_refresher_and_nothing_is_sent_afterwards() {
     let err = within(5, client.ready().await.unwrap().call(get(&fake, "/api/a")))
         .await
         .unwrap_err();
-    assert!(matches!(err.downcast_ref::<Error>(), Some(Error::Shutdown)), "{err:?}");
+    assert!(
+        matches!(err.downcast_ref::<Error>(), Some(Error::Shutdown)),
+        "{err:?}"
+    );
     assert_eq!(fake.requests(), 0, "nothing was sent");
     assert!(auth.status().stopped);
 }
@@ -85,7 +100,11 @@ async fn dropping_everything_leaves_no_task_running() {
     let layer = auth.layer();
     drop(auth);
     tokio::time::sleep(Duration::from_millis(10)).await;
-    assert_eq!(metrics.num_alive_tasks(), before + 1, "a layer keeps it alive");
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        before + 1,
+        "a layer keeps it alive"
+    );
     drop(layer);
     for _ in 0..10 {
         tokio::task::yield_now().await;

@@ -23,7 +23,10 @@ async fn wrong_credentials_fail_fast_with_one_attempt() {
         matches!(err, Error::CredentialsRejected { status: 401, .. }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("rejected the credentials"), "{err}");
+    assert!(
+        err.to_string().contains("rejected the credentials"),
+        "{err}"
+    );
     assert!(!err.is_transient());
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(fake.login_attempts(), 1, "build() must not hammer the IAM");
@@ -79,19 +82,63 @@ async fn build_against(body: Vec<u8>, content_type: &str) -> Error {
 async fn bad_login_answers_are_clear_errors() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("invalid JSON", b"{not json".to_vec(), "not valid JSON"),
-        ("HTML page", b"<!doctype html><html>login</html>".to_vec(), "HTML"),
-        ("missing token", br#"{"expires_in":300,"token_type":"Bearer"}"#.to_vec(), "missing"),
-        ("empty token", br#"{"access_token":"","expires_in":300}"#.to_vec(), "empty"),
-        ("CR/LF", br#"{"access_token":"a\r\nX-Evil: 1","expires_in":300}"#.to_vec(), "not allowed"),
-        ("NUL", br#"{"access_token":"a\u0000b","expires_in":300}"#.to_vec(), "not allowed"),
-        ("DEL", br#"{"access_token":"a\u007fb","expires_in":300}"#.to_vec(), "not allowed"),
-        ("not Bearer", br#"{"access_token":"t","expires_in":300,"token_type":"MAC"}"#.to_vec(), "Bearer"),
-        ("zero", br#"{"access_token":"t","expires_in":0}"#.to_vec(), "positive"),
-        ("negative", br#"{"access_token":"t","expires_in":-1}"#.to_vec(), "positive"),
-        ("non-numeric", br#"{"access_token":"t","expires_in":"later"}"#.to_vec(), "not a number"),
+        (
+            "HTML page",
+            b"<!doctype html><html>login</html>".to_vec(),
+            "HTML",
+        ),
+        (
+            "missing token",
+            br#"{"expires_in":300,"token_type":"Bearer"}"#.to_vec(),
+            "missing",
+        ),
+        (
+            "empty token",
+            br#"{"access_token":"","expires_in":300}"#.to_vec(),
+            "empty",
+        ),
+        (
+            "CR/LF",
+            br#"{"access_token":"a\r\nX-Evil: 1","expires_in":300}"#.to_vec(),
+            "not allowed",
+        ),
+        (
+            "NUL",
+            br#"{"access_token":"a\u0000b","expires_in":300}"#.to_vec(),
+            "not allowed",
+        ),
+        (
+            "DEL",
+            br#"{"access_token":"a\u007fb","expires_in":300}"#.to_vec(),
+            "not allowed",
+        ),
+        (
+            "not Bearer",
+            br#"{"access_token":"t","expires_in":300,"token_type":"MAC"}"#.to_vec(),
+            "Bearer",
+        ),
+        (
+            "zero",
+            br#"{"access_token":"t","expires_in":0}"#.to_vec(),
+            "positive",
+        ),
+        (
+            "negative",
+            br#"{"access_token":"t","expires_in":-1}"#.to_vec(),
+            "positive",
+        ),
+        (
+            "non-numeric",
+            br#"{"access_token":"t","expires_in":"later"}"#.to_vec(),
+            "not a number",
+        ),
     ];
     for (name, body, expected) in cases {
-        let content_type = if name == "HTML page" { "text/html" } else { "application/json" };
+        let content_type = if name == "HTML page" {
+            "text/html"
+        } else {
+            "application/json"
+        };
         let err = build_against(body, content_type).await;
         assert!(matches!(err, Error::InvalidAnswer(_)), "{name}: {err:?}");
         assert!(err.to_string().contains(expected), "{name}: {err}");
@@ -125,7 +172,10 @@ async fn numeric_string_and_huge_lifetimes_are_accepted_safely() {
         .unwrap()
         .duration_since(std::time::SystemTime::now())
         .unwrap();
-    assert!(left <= meshx_auth::MAX_TOKEN_LIFETIME, "clamped, no overflow");
+    assert!(
+        left <= meshx_auth::MAX_TOKEN_LIFETIME,
+        "clamped, no overflow"
+    );
 }
 
 #[tokio::test]

@@ -42,7 +42,13 @@ async fn iam_down_valid_token_keeps_working_expired_fails_typed_and_heals() {
     // Phase 1: the token is still valid; requests keep working while the refresher fails.
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(1_700) {
-        let response = client.ready().await.unwrap().call(get(&fake, "/api/a")).await.unwrap();
+        let response = client
+            .ready()
+            .await
+            .unwrap()
+            .call(get(&fake, "/api/a"))
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -70,7 +76,11 @@ async fn iam_down_valid_token_keeps_working_expired_fails_typed_and_heals() {
             started.elapsed()
         );
     }
-    assert_eq!(fake.requests(), sent_before, "nothing sent without a valid token");
+    assert_eq!(
+        fake.requests(),
+        sent_before,
+        "nothing sent without a valid token"
+    );
     assert_eq!(fake.expired_seen(), 0);
     assert_eq!(fake.missing_credentials(), 0);
     // Backoff kept the IAM from being hammered: a few attempts per second at most.
@@ -85,7 +95,13 @@ async fn iam_down_valid_token_keeps_working_expired_fails_typed_and_heals() {
     fake.set_outage(false);
     let mut healed = false;
     for _ in 0..100 {
-        match client.ready().await.unwrap().call(get(&fake, "/api/c")).await {
+        match client
+            .ready()
+            .await
+            .unwrap()
+            .call(get(&fake, "/api/c"))
+            .await
+        {
             Ok(response) if response.status() == 200 => {
                 healed = true;
                 break;
@@ -139,7 +155,11 @@ async fn backoff_is_capped_exponential_with_full_jitter_and_success_resets_it() 
     *source.failing.lock().unwrap() = true;
     // First refresh at 40 s - 10 s = 30 s; then 12 failures.
     tokio::time::sleep(Duration::from_secs(29)).await;
-    assert_eq!(source.count.load(Ordering::SeqCst), 1, "no refresh before its point");
+    assert_eq!(
+        source.count.load(Ordering::SeqCst),
+        1,
+        "no refresh before its point"
+    );
     while source.count.load(Ordering::SeqCst) < 13 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -163,7 +183,11 @@ async fn backoff_is_capped_exponential_with_full_jitter_and_success_resets_it() 
     assert_eq!(auth.status().consecutive_failures, 0);
     let recovered = *source.times.lock().unwrap().last().unwrap();
     tokio::time::sleep_until(recovered + Duration::from_secs(29)).await;
-    assert_eq!(source.count.load(Ordering::SeqCst), 14, "back on the normal schedule");
+    assert_eq!(
+        source.count.load(Ordering::SeqCst),
+        14,
+        "back on the normal schedule"
+    );
     tokio::time::sleep_until(recovered + Duration::from_secs(31)).await;
     assert_eq!(source.count.load(Ordering::SeqCst), 15);
 }

@@ -43,7 +43,11 @@ async fn two_second_tokens_under_concurrent_load_never_expire_on_the_wire() {
         total += within(30, task).await.unwrap();
     }
     assert!(total > 100, "load ran: {total} requests");
-    assert_eq!(fake.expired_seen(), 0, "a request reached the server with an expired token");
+    assert_eq!(
+        fake.expired_seen(),
+        0,
+        "a request reached the server with an expired token"
+    );
     assert_eq!(fake.unauthorized_sent(), 0, "the server sent a 401");
     assert_eq!(fake.missing_credentials(), 0);
     // 5.5 s of 2-second tokens refreshed at ~1.5 s: at least three proactive refreshes.

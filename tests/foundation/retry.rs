@@ -21,7 +21,12 @@ async fn revoked_token_two_hundred_concurrent_401s_cause_one_login() {
         .service(http_client());
     // Warm up so the connection pool is not what we measure.
     let mut warm = client.clone();
-    warm.ready().await.unwrap().call(get(&fake, "/api/warm")).await.unwrap();
+    warm.ready()
+        .await
+        .unwrap()
+        .call(get(&fake, "/api/warm"))
+        .await
+        .unwrap();
     fake.revoke_all_tokens();
 
     let start = Arc::new(tokio::sync::Barrier::new(200));
@@ -32,7 +37,14 @@ async fn revoked_token_two_hundred_concurrent_401s_cause_one_login() {
         let request = get(&fake, &format!("/api/storm/{i}"));
         tasks.push(tokio::spawn(async move {
             start.wait().await;
-            client.ready().await.unwrap().call(request).await.unwrap().status()
+            client
+                .ready()
+                .await
+                .unwrap()
+                .call(request)
+                .await
+                .unwrap()
+                .status()
         }));
     }
     for task in tasks {
@@ -84,13 +96,27 @@ async fn a_401_for_an_older_generation_causes_no_login() {
 
     fake.revoke_all_tokens();
     let mut other = client.clone();
-    let response = other.ready().await.unwrap().call(get(&fake, "/api/now")).await.unwrap();
+    let response = other
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&fake, "/api/now"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(fake.logins(), 2, "the current token's 401 caused one login");
 
     gate.notify_one();
-    assert_eq!(within(10, held).await.unwrap(), 200, "replayed with the newer token");
-    assert_eq!(fake.logins(), 2, "the older generation's 401 caused no login");
+    assert_eq!(
+        within(10, held).await.unwrap(),
+        200,
+        "replayed with the newer token"
+    );
+    assert_eq!(
+        fake.logins(),
+        2,
+        "the older generation's 401 caused no login"
+    );
     assert_eq!(auth.status().retries, 2);
 }
 
@@ -103,12 +129,20 @@ async fn a_resource_that_always_answers_401_costs_one_retry_and_one_login() {
         .service(http_client());
     let response = within(
         10,
-        client.ready().await.unwrap().call(get(&fake, "/api/test/always-401")),
+        client
+            .ready()
+            .await
+            .unwrap()
+            .call(get(&fake, "/api/test/always-401")),
     )
     .await
     .unwrap();
     assert_eq!(response.status(), 401, "the final 401 is handed back");
-    assert_eq!(fake.unauthorized_sent(), 2, "sent twice: the first try and one retry");
+    assert_eq!(
+        fake.unauthorized_sent(),
+        2,
+        "sent twice: the first try and one retry"
+    );
     assert_eq!(fake.logins(), 2, "at most one login");
     assert_eq!(auth.status().retries, 1);
 }
@@ -127,15 +161,27 @@ async fn a_body_that_cannot_be_replayed_is_never_resent_but_the_refresh_complete
     let response = within(10, client.ready().await.unwrap().call(request))
         .await
         .unwrap();
-    assert_eq!(response.status(), 401, "not replayable: the 401 is handed back");
+    assert_eq!(
+        response.status(),
+        401,
+        "not replayable: the 401 is handed back"
+    );
     assert_eq!(fake.unauthorized_sent(), 1, "the body was never re-sent");
-    assert_eq!(fake.logins(), 2, "the refresh finished before the 401 was handed back");
+    assert_eq!(
+        fake.logins(),
+        2,
+        "the refresh finished before the 401 was handed back"
+    );
 
     let request = Request::post(format!("http://{}/api/upload", fake.addr()))
         .body(OneShotBody(Some(Bytes::from_static(b"again"))))
         .unwrap();
     let response = client.ready().await.unwrap().call(request).await.unwrap();
-    assert_eq!(response.status(), 200, "the next request carries the new token");
+    assert_eq!(
+        response.status(),
+        200,
+        "the next request carries the new token"
+    );
     assert_eq!(fake.logins(), 2);
     assert_eq!(auth.status().retries, 0);
 }
@@ -228,7 +274,9 @@ async fn the_request_head_is_copied_only_for_replayable_requests() {
     ];
     for (name, mut request, expected) in cases {
         let counter = Arc::new(AtomicUsize::new(0));
-        request.extensions_mut().insert(CloneCounter(counter.clone()));
+        request
+            .extensions_mut()
+            .insert(CloneCounter(counter.clone()));
         let mut svc = ServiceBuilder::new().layer(auth.layer()).service(inner);
         svc.ready().await.unwrap().call(request).await.unwrap();
         assert_eq!(counter.load(Ordering::SeqCst), expected, "{name}");
@@ -236,7 +284,9 @@ async fn the_request_head_is_copied_only_for_replayable_requests() {
 
     let counter = Arc::new(AtomicUsize::new(0));
     let mut request = post(&fake, "/api/a", "x");
-    request.extensions_mut().insert(CloneCounter(counter.clone()));
+    request
+        .extensions_mut()
+        .insert(CloneCounter(counter.clone()));
     let mut svc = ServiceBuilder::new()
         .layer(auth.layer().replay_cloneable_bodies())
         .service(inner);
@@ -245,7 +295,9 @@ async fn the_request_head_is_copied_only_for_replayable_requests() {
 
     let counter = Arc::new(AtomicUsize::new(0));
     let mut request = get(&fake, "/api/a");
-    request.extensions_mut().insert(CloneCounter(counter.clone()));
+    request
+        .extensions_mut()
+        .insert(CloneCounter(counter.clone()));
     let mut svc = ServiceBuilder::new()
         .layer(auth.layer().retry_on_unauthorized(false))
         .service(inner);
@@ -280,7 +332,11 @@ async fn grpc_unauthenticated_in_headers_counts_as_401() {
     .await
     .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["grpc-status"], "0", "retried after UNAUTHENTICATED");
+    assert_eq!(
+        response.headers()["grpc-status"],
+        "0",
+        "retried after UNAUTHENTICATED"
+    );
     assert_eq!(fake.unauthorized_sent(), 1);
     assert_eq!(fake.logins(), 2);
     assert_eq!(auth.status().retries, 1);

@@ -24,12 +24,20 @@ async fn no_secret_in_any_output_over_a_full_lifecycle() {
     out += &format!("{builder:?}\n");
     let auth = builder.build().await.unwrap();
     let layer = auth.layer();
-    let mut client = ServiceBuilder::new().layer(layer.clone()).service(http_client());
+    let mut client = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(http_client());
     out += &format!("{auth:?}\n{layer:?}\n{client:?}\n{:?}\n", auth.status());
 
     // Requests, a proactive refresh, a revoke and its retry.
     for _ in 0..3 {
-        client.ready().await.unwrap().call(get(&fake, "/api/a")).await.unwrap();
+        client
+            .ready()
+            .await
+            .unwrap()
+            .call(get(&fake, "/api/a"))
+            .await
+            .unwrap();
     }
     let mut waited = 0;
     while fake.logins() < 2 && waited < 200 {
@@ -37,7 +45,13 @@ async fn no_secret_in_any_output_over_a_full_lifecycle() {
         waited += 1;
     }
     fake.revoke_all_tokens();
-    let response = client.ready().await.unwrap().call(get(&fake, "/api/a")).await.unwrap();
+    let response = client
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&fake, "/api/a"))
+        .await
+        .unwrap();
     out += &format!("{response:?}\n");
 
     // Failures: an outage until the token expires, then a request that cannot be sent.
@@ -47,7 +61,13 @@ async fn no_secret_in_any_output_over_a_full_lifecycle() {
         tokio::time::sleep(Duration::from_millis(10)).await;
         waited += 1;
     }
-    if let Err(e) = client.ready().await.unwrap().call(get(&fake, "/api/a")).await {
+    if let Err(e) = client
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&fake, "/api/a"))
+        .await
+    {
         out += &format!("{e}\n{e:?}\n");
     }
     out += &format!("{:?}\n", auth.status());

@@ -50,7 +50,13 @@ async fn a_static_token_never_calls_the_login_endpoint() {
         .layer(auth.layer())
         .service(http_client());
     for _ in 0..5 {
-        let response = client.ready().await.unwrap().call(get(&fake, "/api/a")).await.unwrap();
+        let response = client
+            .ready()
+            .await
+            .unwrap()
+            .call(get(&fake, "/api/a"))
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
     }
     // Revoked: the 401 is handed back, promptly, and still no login.
@@ -80,7 +86,13 @@ async fn a_static_jwt_warns_before_expiry_and_says_clearly_after_it() {
     let mut client = ServiceBuilder::new()
         .layer(auth.layer())
         .service(http_client());
-    let response = client.ready().await.unwrap().call(get(&fake, "/api/a")).await.unwrap();
+    let response = client
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&fake, "/api/a"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     tokio::task::yield_now().await;
     assert!(text(&logs).contains("expires soon"), "warned before expiry");
@@ -137,7 +149,13 @@ async fn a_static_token_that_is_not_a_jwt_is_used_as_is() {
         .layer(auth.layer())
         .service(http_client());
     // Unknown to the fake: 401, handed back, no login.
-    let response = client.ready().await.unwrap().call(get(&fake, "/api/a")).await.unwrap();
+    let response = client
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&fake, "/api/a"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     assert_eq!(fake.login_attempts(), 0);
 }
