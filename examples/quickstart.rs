@@ -115,9 +115,16 @@ async fn fake_api() -> Result<(), BoxError> {
     );
 
     auth.shutdown();
+    let valid_for = s
+        .valid_until
+        .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+        .unwrap_or_default();
     println!(
-        "6. Shut down. Final status: valid_until={:?}, logins={}, retries={}, failures={}",
-        s.valid_until, s.logins, s.retries, s.consecutive_failures
+        "6. Shut down. The token had {:.1} s left; logins {}, retries {}, consecutive failures {}",
+        valid_for.as_secs_f64(),
+        s.logins,
+        s.retries,
+        s.consecutive_failures
     );
     Ok(())
 }
