@@ -345,15 +345,37 @@ impl MeshxAuthBuilder {
         });
         shared::log_new_token(1, shared.source.kind(), &first, refresh_at);
         drop(first);
-        if looks_like_uuid(&shared.org_name) {
-            tracing::warn!(
-                target: "meshx_auth",
-                org = %shared.org_name,
-                "the organization looks like a UUID identifier; x-org takes the organization *name* (see GET /api/iam/organization/list)"
-            );
-        }
         refresher::spawn(&shared);
+        if looks_like_uuid(&shared.org_name) {
+            warn_uuid_org(&shared).await;
+        }
         Ok(MeshxAuth { shared })
+    }
+}
+
+/// `x-org` takes a name; a UUID is almost surely an organization's identifier. Say whose, when
+/// the organization list can be read.
+async fn warn_uuid_org(shared: &Shared) {
+    let id = &shared.org_name;
+    let owner = match shared.organizations().await {
+        Ok(list) => list
+            .into_iter()
+            .find(|o| o.identifier.eq_ignore_ascii_case(id))
+            .map(|o| o.name),
+        Err(_) => None,
+    };
+    match owner {
+        Some(name) => tracing::warn!(
+            target: "meshx_auth",
+            org = %id,
+            name = %name,
+            "the organization {id} is the identifier of organization {name:?}: x-org takes the name; use .org({name:?}) (MESHX_ORG={name})"
+        ),
+        None => tracing::warn!(
+            target: "meshx_auth",
+            org = %id,
+            "the organization looks like a UUID identifier; x-org takes the organization *name* (see MeshxAuth::organizations)"
+        ),
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`MeshxAuthLayer`]: the [`tower::Layer`] that wraps a service with [`MeshxAuthService`].
 
-use crate::replay::{CloneBodies, CloneBodyFn, EmptyBodiesOnly};
+use crate::replay::{BufferBodies, CloneBodies, CloneBodyFn, EmptyBodiesOnly};
 use crate::service::MeshxAuthService;
 use crate::shared::Shared;
 use std::fmt;
@@ -46,6 +46,26 @@ impl<P> MeshxAuthLayer<P> {
         F: Fn(&B) -> Option<B> + Clone + Send + Sync + 'static,
     {
         self.with_policy(CloneBodyFn(clone_body))
+    }
+
+    /// Replays, after a 401, bodies that are complete at once and at most `max_bytes` long, such
+    /// as unary gRPC requests: they are read into memory before the first send, and both the body
+    /// sent and its copy are rebuilt with `rebuild` (for tonic: `tonic::body::Body::new`). Longer
+    /// bodies and streams still being written are sent unchanged and never replayed: nothing is
+    /// buffered without bound, nothing waits.
+    ///
+    /// ```ignore
+    /// let layer = auth.layer().replay_buffered(64 * 1024, tonic::body::Body::new);
+    /// ```
+    pub fn replay_buffered<B, F>(
+        self,
+        max_bytes: usize,
+        rebuild: F,
+    ) -> MeshxAuthLayer<BufferBodies<F>>
+    where
+        F: Fn(crate::replay::Buffered<B>) -> B + Clone + Send + Sync + 'static,
+    {
+        self.with_policy(BufferBodies { max_bytes, rebuild })
     }
 
     /// Turns the 401 retry on or off for the services of this layer (default: the builder's

@@ -68,6 +68,38 @@ impl<S, P> MeshxAuthService<S, P> {
     }
 }
 
+/// A request extension that sends this request on behalf of another organization than the
+/// default one (an `x-org` header set on the request wins over both).
+///
+/// ```
+/// let org = meshx_auth::RequestOrg::new("other-org")?;
+/// let mut request = http::Request::get("https://api.meshx.foundation/api/things").body(())?;
+/// request.extensions_mut().insert(org);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestOrg(HeaderValue);
+
+impl RequestOrg {
+    /// The organization *name*; an error if it is empty or not a valid header value.
+    pub fn new(name: &str) -> Result<Self, crate::Error> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(crate::Error::Config(
+                "the organization name is empty".into(),
+            ));
+        }
+        HeaderValue::from_str(name).map(RequestOrg).map_err(|_| {
+            crate::Error::Config("the organization name is not a valid header value".into())
+        })
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
 /// Inserts the headers a request lacks; returns the generation of the token it inserted (`None`
 /// when the caller brought its own `Authorization`: then a 401 is not ours to handle).
 #[inline]
@@ -76,6 +108,10 @@ pub(crate) fn authorize<B>(
     credential: &Credential,
     org: &HeaderValue,
 ) -> Option<u64> {
+    let own_org = match request.extensions().get::<RequestOrg>() {
+        Some(RequestOrg(own)) => Some(own.clone()),
+        None => None,
+    };
     let headers = request.headers_mut();
     let generation = match headers.entry(AUTHORIZATION) {
         Entry::Vacant(slot) => {
@@ -85,7 +121,7 @@ pub(crate) fn authorize<B>(
         Entry::Occupied(_) => None,
     };
     if let Entry::Vacant(slot) = headers.entry(X_ORG) {
-        slot.insert(org.clone());
+        slot.insert(own_org.unwrap_or_else(|| org.clone()));
     }
     generation
 }
@@ -125,7 +161,7 @@ where
             let generation = credential.generation;
             drop(credential);
             let replay_body = if self.retry {
-                Replayable::of(&self.policy, request.body())
+                Replayable::prepare(&self.policy, request.body_mut())
             } else {
                 None
             };
@@ -145,7 +181,7 @@ where
         let Some(generation) = generation.filter(|_| self.retry) else {
             return ResponseFuture::passthrough(self.inner.call(request));
         };
-        match Replayable::of(&self.policy, request.body()) {
+        match Replayable::prepare(&self.policy, request.body_mut()) {
             Some(body) => {
                 let head = copy_head(&request);
                 let clone = self.inner.clone();
