@@ -5,6 +5,7 @@ use crate::backoff::{Backoff, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT
 use crate::credential::TokenCell;
 use crate::error::Error;
 use crate::login::{self, LoginClient};
+use crate::scope::Scope;
 use crate::shared::{self, Shared, Signals, StatusData, Timing};
 use crate::source::{Source, TokenSource};
 use crate::{jwt, refresher};
@@ -59,6 +60,12 @@ pub struct MeshxAuthBuilder {
     retry_on_unauthorized: bool,
     allow_insecure_http: bool,
     http_client: Option<reqwest::Client>,
+    scope: Option<Scoping>,
+}
+
+enum Scoping {
+    ApiHost,
+    Authorities(Vec<String>),
 }
 
 impl fmt::Debug for MeshxAuthBuilder {
@@ -107,6 +114,7 @@ impl MeshxAuthBuilder {
             retry_on_unauthorized: true,
             allow_insecure_http: false,
             http_client: None,
+            scope: None,
         }
     }
 
@@ -242,6 +250,30 @@ impl MeshxAuthBuilder {
         self
     }
 
+    /// Sends the credentials only to requests for these authorities (`host` or `host:port`), so
+    /// that a client shared with other hosts never leaks the MeshX token. Requests with a
+    /// path-only URI (as tonic channels and axum routers see them) always receive them.
+    ///
+    /// By default every request through the layer receives the credentials: the layer is meant
+    /// to wrap a client of the MeshX API.
+    pub fn restrict_to_authorities<I, S>(mut self, authorities: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scope = Some(Scoping::Authorities(
+            authorities.into_iter().map(Into::into).collect(),
+        ));
+        self
+    }
+
+    /// Sends the credentials only to requests for the API URL's host (see
+    /// [`restrict_to_authorities`](Self::restrict_to_authorities)).
+    pub fn restrict_to_api_host(mut self) -> Self {
+        self.scope = Some(Scoping::ApiHost);
+        self
+    }
+
     /// Checks the configuration, logs in once (a single attempt: wrong credentials fail here,
     /// at once) and starts the refresher on the current tokio runtime.
     pub async fn build(self) -> Result<MeshxAuth, Error> {
@@ -263,6 +295,23 @@ impl MeshxAuthBuilder {
                 "build() must run inside a tokio runtime (the refresher is a tokio task)".into(),
             ));
         }
+        let scope = match self.scope {
+            None => None,
+            Some(Scoping::ApiHost) => {
+                let host = api_url.host_str().unwrap_or_default();
+                let with_port = api_url
+                    .port()
+                    .map(|port| format!("{host}:{port}"))
+                    .unwrap_or_else(|| host.to_owned());
+                Some(Scope::new([with_port]))
+            }
+            Some(Scoping::Authorities(list)) if list.iter().all(|a| a.trim().is_empty()) => {
+                return Err(Error::Config(
+                    "restrict_to_authorities was given no authority".into(),
+                ));
+            }
+            Some(Scoping::Authorities(list)) => Some(Scope::new(list)),
+        };
         let mut modes = self.modes;
         let mode = match (modes.pop(), modes.is_empty()) {
             (Some(mode), true) => mode,
@@ -342,6 +391,7 @@ impl MeshxAuthBuilder {
             status: Mutex::new(status),
             retries: AtomicU64::new(0),
             retry_on_unauthorized: self.retry_on_unauthorized,
+            scope,
         });
         shared::log_new_token(1, shared.source.kind(), &first, refresh_at);
         drop(first);

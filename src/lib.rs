@@ -57,6 +57,7 @@ mod login;
 mod organization;
 mod refresher;
 mod replay;
+mod scope;
 mod service;
 mod shared;
 mod source;

@@ -108,10 +108,10 @@ pub(crate) fn authorize<B>(
     credential: &Credential,
     org: &HeaderValue,
 ) -> Option<u64> {
-    let own_org = match request.extensions().get::<RequestOrg>() {
-        Some(RequestOrg(own)) => Some(own.clone()),
-        None => None,
-    };
+    let own_org = request
+        .extensions()
+        .get::<RequestOrg>()
+        .map(|RequestOrg(own)| own.clone());
     let headers = request.headers_mut();
     let generation = match headers.entry(AUTHORIZATION) {
         Entry::Vacant(slot) => {
@@ -155,6 +155,12 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        if let Some(scope) = &self.shared.scope
+            && !scope.allows(request.uri())
+        {
+            // Not a MeshX host: no credentials, no retry.
+            return ResponseFuture::passthrough(self.inner.call(request));
+        }
         let credential = self.shared.cell.load();
         if credential.is_expired() {
             // Slow path: no token may be sent now. Wait (bounded) for the refresher.

@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     pub(crate) status: Mutex<StatusData>,
     pub(crate) retries: AtomicU64,
     pub(crate) retry_on_unauthorized: bool,
+    /// `None`: every request receives the credentials.
+    pub(crate) scope: Option<crate::scope::Scope>,
 }
 
 impl Drop for Shared {
