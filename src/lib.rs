@@ -55,6 +55,8 @@ mod jwt;
 mod layer;
 mod login;
 mod organization;
+#[cfg(test)]
+mod proptests;
 mod refresher;
 mod replay;
 mod scope;

@@ -289,6 +289,17 @@ impl FakeMeshx {
         self.state.reject_all.store(reject, Ordering::SeqCst);
     }
 
+    /// Whether `token` (without the `Bearer ` prefix) is one this fake issued, not revoked and not
+    /// expired: for test servers of your own (a tonic interceptor, an axum extractor) that accept
+    /// the fake's tokens. Counts nothing.
+    pub fn is_token_valid(&self, token: &str) -> bool {
+        let tokens = lock(&self.state.tokens);
+        tokens.get(token).is_some_and(|issued| {
+            issued.sequence >= self.state.revoked_below.load(Ordering::SeqCst)
+                && Instant::now() < issued.expires_at
+        })
+    }
+
     /// Issues a token without a login, as the UI's "Authentication Token" page does.
     pub fn issue_token(&self, lifetime: Duration) -> String {
         self.state.issue(lifetime)
