@@ -84,3 +84,8 @@ pub use replay::{BufferBodies, Buffered, CloneBodies, CloneBodyFn, EmptyBodiesOn
 pub use service::{MeshxAuthService, RequestOrg, X_ORG};
 pub use source::{Token, TokenFuture, TokenSource};
 pub use status::AuthStatus;
+
+/// The README's examples, compiled as doc tests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
