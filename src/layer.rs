@@ -54,8 +54,12 @@ impl<P> MeshxAuthLayer<P> {
     /// bodies and streams still being written are sent unchanged and never replayed: nothing is
     /// buffered without bound, nothing waits.
     ///
-    /// ```ignore
+    /// ```
+    /// # fn demo(auth: &meshx_auth::MeshxAuth, channel: tonic::transport::Channel) {
     /// let layer = auth.layer().replay_buffered(64 * 1024, tonic::body::Body::new);
+    /// let channel = tower::ServiceBuilder::new().layer(layer).service(channel);
+    /// let client = tonic_health::pb::health_client::HealthClient::new(channel);
+    /// # }
     /// ```
     pub fn replay_buffered<B, F>(
         self,
