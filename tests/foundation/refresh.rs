@@ -126,12 +126,22 @@ async fn refresh_point_is_before_expiry_for_any_lifetime_counted_from_the_send()
             valid_for <= expected + Duration::from_millis(50),
             "{lifetime_secs}s: valid for {valid_for:?}, expected at most {expected:?}"
         );
-        // Walk time forward to just before expiry: a second fetch must have started by then.
+        // The refresh starts `margin` before expiry (5 min, at most a quarter of the lifetime),
+        // minus at most `jitter` (30 s, at most a twentieth): not later, and not much earlier.
         let expiry = started + lifetime;
-        tokio::time::sleep_until(expiry - Duration::from_millis(1)).await;
+        let margin = Duration::from_secs(300).min(lifetime / 4);
+        let jitter = Duration::from_secs(30).min(lifetime / 20);
+        let earliest = expiry - margin - jitter;
+        tokio::time::sleep_until(earliest - Duration::from_millis(2)).await;
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            1,
+            "{lifetime_secs}s token: refreshed too early"
+        );
+        tokio::time::sleep_until(expiry - margin + Duration::from_millis(1)).await;
         assert!(
             fetches.load(Ordering::SeqCst) >= 2,
-            "{lifetime_secs}s token: no refresh started before expiry"
+            "{lifetime_secs}s token: no refresh started {margin:?} before expiry"
         );
         // And the new token is installed before the old one runs out, whenever the fetch takes
         // less than the margin.
