@@ -144,11 +144,21 @@ async fn attempt(shared: &Arc<Shared>, signals: &Signals, backoff: &mut Backoff)
     let sent_at = Instant::now();
     tracing::debug!(target: "meshx_auth", source = shared.source.kind(), "refreshing the MeshX token");
     let timeout = shared.timing.login_timeout;
-    let fetched = tokio::select! {
-        biased;
-        _ = signals.stop.cancelled() => return false,
-        fetched = tokio::time::timeout(timeout, shared.source.fetch()) => {
-            fetched.unwrap_or(Err(Error::LoginTimeout(timeout)))
+    let fetch = tokio::time::timeout(timeout, shared.source.fetch());
+    tokio::pin!(fetch);
+    // A login may outlast the current token: it is still marked expired on time.
+    let current = shared.cell.load_full();
+    let mut expiry = current.expires_at.filter(|_| !current.is_expired());
+    let fetched = loop {
+        tokio::select! {
+            biased;
+            _ = signals.stop.cancelled() => return false,
+            fetched = &mut fetch => break fetched.unwrap_or(Err(Error::LoginTimeout(timeout))),
+            _ = sleep_or_forever(expiry) => {
+                current.mark_expired();
+                expired(shared);
+                expiry = None;
+            }
         }
     };
     let result = fetched.and_then(|token| shared.install(&token, sent_at));

@@ -149,3 +149,35 @@ async fn refresh_point_is_before_expiry_for_any_lifetime_counted_from_the_send()
         auth.shutdown();
     }
 }
+
+/// A login slower than the token's remaining life: the old token is not sent after it expires;
+/// requests wait for the new one instead.
+#[tokio::test]
+async fn a_token_expires_on_time_even_while_its_refresh_is_in_flight() {
+    let fake = FakeMeshx::builder()
+        .token_lifetime(Duration::from_secs(1))
+        .start()
+        .await;
+    let auth = builder_for(&fake)
+        .login_timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .unwrap();
+    // From now on every login takes 0.4 s: the refresh at ~0.75 s ends after the expiry at 1 s
+    // (and the new token, counted from the send, lives until ~1.75 s: the same again).
+    fake.set_login_delay(Duration::from_millis(400));
+    let mut client = ServiceBuilder::new()
+        .layer(auth.layer())
+        .service(http_client());
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(2_600) {
+        let response = within(10, client.ready().await.unwrap().call(get(&fake, "/api/a")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fake.expired_seen(), 0, "an expired token was sent");
+    assert_eq!(fake.unauthorized_sent(), 0);
+    assert!(fake.logins() >= 2);
+}
