@@ -1,6 +1,7 @@
 //! End-to-end tests of the foundation: real hyper-util clients, the real fake MeshX server on
 //! 127.0.0.1, real tokens with short lifetimes.
 
+mod bounds;
 mod common;
 mod headers;
 mod lifecycle;
