@@ -90,7 +90,9 @@ pub enum Error {
 
     /// [`MeshxAuth::shutdown`](crate::MeshxAuth::shutdown) was called, or the runtime that ran the
     /// refresher stopped: no credentials are sent any more.
-    #[error("meshx-auth was shut down: no credentials are sent any more")]
+    #[error(
+        "meshx-auth was shut down (shutdown() was called, or the tokio runtime that ran its refresher ended): no credentials are sent any more"
+    )]
     Shutdown,
 
     /// A call to the MeshX API made by this crate (such as listing organizations) failed.

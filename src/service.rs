@@ -162,7 +162,7 @@ where
             return ResponseFuture::passthrough(self.inner.call(request));
         }
         let credential = self.shared.cell.load();
-        if credential.is_expired() {
+        if credential.is_expired() && !request.headers().contains_key(AUTHORIZATION) {
             // Slow path: no token may be sent now. Wait (bounded) for the refresher.
             let generation = credential.generation;
             drop(credential);

@@ -58,6 +58,15 @@ async fn shutdown_stops_the_refresher_and_nothing_is_sent_afterwards() {
     );
     assert_eq!(fake.requests(), 0, "nothing was sent");
     assert!(auth.status().stopped);
+    // A request that brings its own token is the caller's business: it still goes out.
+    let mut own = get(&fake, "/api/own");
+    own.headers_mut().insert(
+        http::header::AUTHORIZATION,
+        http::HeaderValue::from_static("Bearer callers-own-token"),
+    );
+    let response = client.ready().await.unwrap().call(own).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(fake.requests(), 1);
 }
 
 #[tokio::test]
