@@ -25,9 +25,14 @@ fn check_ok(token: &crate::source::Token) -> Result<(), TestCaseError> {
     prop_assert!(header.is_ok(), "not a header value");
     let header = login::bearer_header(secret);
     prop_assert!(header.as_ref().is_ok_and(|h| h.is_sensitive()));
-    let lifetime = token.lifetime.expect("a login answer always has a lifetime");
+    let lifetime = token
+        .lifetime
+        .expect("a login answer always has a lifetime");
     prop_assert!(lifetime <= MAX_TOKEN_LIFETIME);
-    prop_assert!(!lifetime.is_zero(), "a zero lifetime came out: {lifetime:?}");
+    prop_assert!(
+        !lifetime.is_zero(),
+        "a zero lifetime came out: {lifetime:?}"
+    );
     Ok(())
 }
 
@@ -128,7 +133,11 @@ fn jwt_with_payload(payload: &[u8]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn login_answer_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
