@@ -137,6 +137,11 @@ impl MeshxAuthBuilder {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut builder = MeshxAuthBuilder::new();
         if let Some(url) = get("MESHX_API_URL") {
+            // The https rule is checked by build(), which knows about allow_insecure_http.
+            check_url(url.trim(), true).map_err(|e| match e {
+                Error::Config(why) => Error::Config(format!("MESHX_API_URL: {why}")),
+                other => other,
+            })?;
             builder = builder.api_url(url);
         }
         let org = get("MESHX_ORG").ok_or_else(|| {

@@ -1,5 +1,6 @@
 //! Organizations: `GET {api}/iam/organization/list`.
 
+use crate::credential::Credential;
 use crate::error::Error;
 use crate::login::join;
 use crate::shared::Shared;
@@ -35,8 +36,25 @@ pub struct Organization {
 }
 
 impl Shared {
+    /// `GET {api}/iam/organization/list`; a 401 gets one shared refresh and one more try, as
+    /// requests through the layer do.
     pub(crate) async fn organizations(&self) -> Result<Vec<Organization>, Error> {
         let credential = self.fresh_credential(0).await?;
+        if let Some(list) = self.fetch_organizations(&credential).await? {
+            return Ok(list);
+        }
+        let fresh = self.fresh_credential(credential.generation).await?;
+        drop(credential);
+        self.fetch_organizations(&fresh).await?.ok_or_else(|| {
+            Error::Api("GET iam/organization/list answered HTTP 401 with a fresh token".into())
+        })
+    }
+
+    /// `Ok(None)`: the API answered 401.
+    async fn fetch_organizations(
+        &self,
+        credential: &Credential,
+    ) -> Result<Option<Vec<Organization>>, Error> {
         let url = join(&self.api_url, "iam/organization/list");
         let request = self
             .http
@@ -47,10 +65,12 @@ impl Shared {
             )
             .header(crate::X_ORG, self.org.clone())
             .header(http::header::ACCEPT, "application/json");
-        drop(credential);
         let fetch = async {
             let mut response = request.send().await.map_err(Error::transport)?;
             let status = response.status();
+            if status == http::StatusCode::UNAUTHORIZED {
+                return Ok(None);
+            }
             if !status.is_success() {
                 return Err(Error::Api(format!(
                     "GET {url} answered HTTP {}",
@@ -66,7 +86,7 @@ impl Shared {
                 }
                 bytes.extend_from_slice(&chunk);
             }
-            parse_list(&bytes)
+            parse_list(&bytes).map(Some)
         };
         match tokio::time::timeout(self.timing.login_timeout, fetch).await {
             Ok(result) => result,

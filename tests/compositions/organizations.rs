@@ -163,11 +163,9 @@ fn request_org_refuses_empty_and_invalid_names() {
     assert_eq!(RequestOrg::new(" acme ").unwrap().as_str(), "acme");
 }
 
-/// After a revoke, `organizations()` should read the list again with a fresh token, as the layer
-/// does for a 401. It does not yet: it hands back `Error::Api("... answered HTTP 401")` and
-/// triggers no refresh (see the proposed change to `src/organization.rs` in the issue-3 report).
+/// After a revoke, `organizations()` reads the list again with a fresh token, as the layer does
+/// for a 401.
 #[tokio::test]
-#[ignore = "library gap: organizations() does not refresh on 401"]
 async fn organizations_recover_after_a_revoke() {
     let fake = FakeMeshx::start().await;
     let auth: MeshxAuth = auth_for(&fake).await;
