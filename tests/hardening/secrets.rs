@@ -92,7 +92,7 @@ async fn every_type_every_error_every_log_line_is_free_of_secrets() {
     show(&mut out, "response future", &future);
     let response = future.await.unwrap();
     show(&mut out, "response", &response);
-    let body = Full::new(Bytes::from(format!("body mentioning nothing secret")));
+    let body = Full::new(Bytes::from_static(b"body mentioning nothing secret"));
     let response = cloning
         .ready()
         .await
