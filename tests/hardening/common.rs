@@ -70,7 +70,11 @@ pub fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard
         .with_ansi(false)
         .with_writer(move || LogWriter(writer.clone()))
         .finish();
-    (buffer, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Tests on other threads, without a subscriber, may have cached "no interest" for the crate's
+    // callsites: ask again now that this thread has one.
+    tracing::callsite::rebuild_interest_cache();
+    (buffer, guard)
 }
 
 pub struct LogWriter(Arc<Mutex<Vec<u8>>>);
