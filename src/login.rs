@@ -196,7 +196,9 @@ pub(crate) fn parse_login_answer(bytes: &[u8]) -> Result<Token, Error> {
             Some(exp) => {
                 let left = exp
                     .duration_since(SystemTime::now())
-                    .map_err(|_| Error::InvalidAnswer("the token has already expired".into()))?;
+                    .ok()
+                    .filter(|left| !left.is_zero())
+                    .ok_or_else(|| Error::InvalidAnswer("the token has already expired".into()))?;
                 clamp(left)
             }
             None => return Err(Error::InvalidAnswer("`expires_in` is missing".into())),
@@ -257,9 +259,12 @@ fn parse_lifetime(value: &serde_json::Value) -> Result<Duration, Error> {
     if secs <= 0.0 {
         return Err(bad("is not positive"));
     }
-    Ok(clamp(
-        Duration::try_from_secs_f64(secs).unwrap_or(MAX_TOKEN_LIFETIME),
-    ))
+    let lifetime = Duration::try_from_secs_f64(secs).unwrap_or(MAX_TOKEN_LIFETIME);
+    if lifetime.is_zero() {
+        // Positive, but below a nanosecond: no usable lifetime.
+        return Err(bad("is not positive"));
+    }
+    Ok(clamp(lifetime))
 }
 
 fn clamp(lifetime: Duration) -> Duration {

@@ -43,6 +43,11 @@ struct Backoff {
     /// The next attempt, when the last one failed (with and without waiting requests).
     idle_at: Option<Instant>,
     demand_at: Option<Instant>,
+    /// When the last successful login *on demand* (a 401) was sent. The next login on demand waits
+    /// until the demand interval after it: a resource that answers 401 whatever the token must
+    /// not turn every request into a login. The first demand after a scheduled login is served at
+    /// once.
+    last_demanded_login: Option<Instant>,
 }
 
 async fn run(weak: Weak<Shared>, signals: Arc<Signals>) {
@@ -85,13 +90,16 @@ async fn run(weak: Weak<Shared>, signals: Arc<Signals>) {
                     backoff.idle_at
                 }
             } else if demanded {
-                Some(now)
+                let spaced = backoff
+                    .last_demanded_login
+                    .map(|at| at + shared.timing.demand_interval);
+                Some(spaced.map_or(now, |at| at.max(now)))
             } else {
                 current.refresh_at
             };
 
             if attempt_at.is_some_and(|at| at <= now) {
-                if !attempt(&shared, &signals, &mut backoff).await {
+                if !attempt(&shared, &signals, &mut backoff, demanded).await {
                     return;
                 }
                 continue;
@@ -140,7 +148,12 @@ fn expired(shared: &Shared) {
 }
 
 /// One login. Returns false when the refresher must stop.
-async fn attempt(shared: &Arc<Shared>, signals: &Signals, backoff: &mut Backoff) -> bool {
+async fn attempt(
+    shared: &Arc<Shared>,
+    signals: &Signals,
+    backoff: &mut Backoff,
+    demanded: bool,
+) -> bool {
     let sent_at = Instant::now();
     tracing::debug!(target: "meshx_auth", source = shared.source.kind(), "refreshing the MeshX token");
     let timeout = shared.timing.login_timeout;
@@ -161,10 +174,24 @@ async fn attempt(shared: &Arc<Shared>, signals: &Signals, backoff: &mut Backoff)
             }
         }
     };
-    let result = fetched.and_then(|token| shared.install(&token, sent_at));
+    let result = fetched
+        .and_then(|token| shared.install(&token, sent_at))
+        .and_then(|()| match shared.cell.load().refresh_at {
+            // A token due for refresh as soon as it arrives (a zero or tiny lifetime) must not
+            // make the refresher fetch again at once, in a loop that never yields: it counts as
+            // a failure, and the backoff spaces the next attempts.
+            Some(at) if at <= Instant::now() => Err(Error::InvalidAnswer(
+                "the token's lifetime is too short to use: it is due for refresh as soon as it arrives"
+                    .into(),
+            )),
+            _ => Ok(()),
+        });
     match result {
         Ok(()) => {
-            *backoff = Backoff::default();
+            *backoff = Backoff {
+                last_demanded_login: demanded.then_some(sent_at),
+                ..Backoff::default()
+            };
             shared.progress.send_modify(|p| {
                 p.finished += 1;
                 p.last_error = None;

@@ -14,6 +14,9 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// How much earlier than its real end a token stops being sent, at most.
+pub(crate) const EXPIRY_SAFETY: Duration = Duration::from_secs(1);
+
 /// Timing settings, fixed at build time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {
@@ -231,7 +234,11 @@ pub(crate) fn make_credential(
             let lifetime = lifetime.min(login::MAX_TOKEN_LIFETIME);
             let refresh_at =
                 can_refresh.then(|| sent_at + timing.refresh_after(lifetime, fastrand::f64()));
-            (Some(sent_at + lifetime), refresh_at)
+            // Stop sending a little before the end (a twentieth of the lifetime, at most
+            // EXPIRY_SAFETY), so that a late timer on a loaded machine never lets an expired
+            // token out. The refresh point comes well before.
+            let safety = (lifetime / 20).min(EXPIRY_SAFETY);
+            (Some(sent_at + lifetime - safety), refresh_at)
         }
         None => (None, None),
     };

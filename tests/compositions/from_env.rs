@@ -122,10 +122,14 @@ async fn from_env_builds_against_the_fake_and_names_the_variable_when_wrong() {
         "{message}"
     );
 
-    // A bad URL is refused at build, not silently replaced by the default.
+    // A bad URL is refused, naming the variable, not silently replaced by the default.
     set("MESHX_USER", fake.user());
     set("MESHX_PASSWORD", fake.password());
     set("MESHX_API_URL", "ftp://127.0.0.1/api");
+    let message = config_error(MeshxAuthBuilder::from_env());
+    assert!(message.contains("MESHX_API_URL"), "{message}");
+    // An http:// URL on a non-loopback host passes from_env but is refused at build.
+    set("MESHX_API_URL", "http://meshx.example.com/api");
     let error = within(10, MeshxAuthBuilder::from_env().unwrap().build())
         .await
         .unwrap_err();
