@@ -284,9 +284,13 @@ impl MeshxAuthBuilder {
     pub async fn build(self) -> Result<MeshxAuth, Error> {
         let api_url = check_url(&self.api_url, self.allow_insecure_http)?;
         let org_name = check_org(self.org.as_deref())?;
-        let org = HeaderValue::from_str(&org_name).map_err(|_| {
-            Error::Config("the organization name is not a valid header value".into())
-        })?;
+        if HeaderValue::from_str(&org_name).is_err() {
+            return Err(Error::Config(
+                "the organization name is not a valid header value".into(),
+            ));
+        }
+        // Interned: clones of a static value touch no shared counter (see local.rs).
+        let org = HeaderValue::from_static(crate::local::intern(&org_name));
         if self.login_timeout.is_zero() {
             return Err(Error::Config("the login timeout must be positive".into()));
         }
@@ -384,6 +388,7 @@ impl MeshxAuthBuilder {
         };
         let refresh_at = credential.refresh_at;
         let shared = Arc::new(Shared {
+            id: shared::next_id(),
             cell: TokenCell::new(credential),
             org,
             org_name,

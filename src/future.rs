@@ -3,6 +3,7 @@
 
 use crate::credential::Credential;
 use crate::error::Error;
+use crate::local::{self, Handle};
 use crate::replay::Replayable;
 use crate::service::{authorize, copy_head};
 use crate::shared::Shared;
@@ -57,7 +58,7 @@ pin_project! {
         #[pin]
         state: State<S, B, RB>,
         // Present when a 401 is ours to handle (retry on, and we added the token).
-        shared: Option<Arc<Shared>>,
+        handle: Option<Arc<Handle>>,
         generation: u64,
         replay: Option<Replay<S, B>>,
     }
@@ -72,6 +73,7 @@ pin_project! {
         // The token had expired: waiting for a fresh one before the first send.
         Waiting {
             wait: WaitForToken,
+            shared: Arc<Shared>,
             request: Option<Request<B>>,
             service: Option<S>,
             replay_body: Option<Replayable<B>>,
@@ -104,17 +106,17 @@ where
     pub(crate) fn passthrough(future: S::Future) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            shared: None,
+            handle: None,
             generation: 0,
             replay: None,
         }
     }
 
     /// A 401 triggers a refresh; the 401 is handed back once it is done.
-    pub(crate) fn refresh_only(future: S::Future, shared: Arc<Shared>, generation: u64) -> Self {
+    pub(crate) fn refresh_only(future: S::Future, handle: Arc<Handle>, generation: u64) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            shared: Some(shared),
+            handle: Some(handle),
             generation,
             replay: None,
         }
@@ -123,7 +125,7 @@ where
     /// A 401 triggers a refresh and one replay.
     pub(crate) fn replayable(
         future: S::Future,
-        shared: Arc<Shared>,
+        handle: Arc<Handle>,
         generation: u64,
         head: Request<()>,
         body: Replayable<B>,
@@ -131,7 +133,7 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            shared: Some(shared),
+            handle: Some(handle),
             generation,
             replay: Some(Replay {
                 head,
@@ -153,12 +155,13 @@ where
         ResponseFuture {
             state: State::Waiting {
                 wait,
+                shared,
                 request: Some(request),
                 service: Some(service),
                 replay_body,
                 retry,
             },
-            shared: Some(shared),
+            handle: None,
             generation: 0,
             replay: None,
         }
@@ -189,6 +192,7 @@ where
             match this.state.as_mut().project() {
                 StateProj::Waiting {
                     wait,
+                    shared,
                     request,
                     service,
                     replay_body,
@@ -205,18 +209,12 @@ where
                     else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
-                    let shared = this.shared.as_ref().expect("set for waiting futures");
                     let generation = authorize(&mut request, &credential, &shared.org);
-                    let replay = match (generation, replay_body.take(), *retry) {
-                        (Some(generation), Some(body), true) => {
-                            *this.generation = generation;
-                            Some(body)
-                        }
-                        _ => None,
-                    };
-                    if generation.is_none() || !*retry {
-                        *this.shared = None;
+                    if let (Some(generation), true) = (generation, *retry) {
+                        *this.generation = generation;
+                        *this.handle = local::authorization(shared, &credential, true).1;
                     }
+                    let replay = replay_body.take().filter(|_| this.handle.is_some());
                     let head = replay.as_ref().map(|_| copy_head(&request));
                     let future = service.call(request);
                     if let (Some(head), Some(body)) = (head, replay) {
@@ -233,7 +231,9 @@ where
                     if !is_unauthorized(&response) {
                         return Poll::Ready(Ok(response));
                     }
-                    let Some(shared) = this.shared.as_ref() else {
+                    // The 401 is ours to handle only when we added the token, and only while
+                    // somebody still holds the MeshxAuth.
+                    let Some(shared) = this.handle.as_ref().and_then(|h| h.shared()) else {
                         return Poll::Ready(Ok(response));
                     };
                     tracing::debug!(
@@ -243,7 +243,7 @@ where
                         replayable = this.replay.is_some(),
                         "unauthorized: waiting for a fresh token"
                     );
-                    let wait = WaitForToken::new(shared.clone(), *this.generation);
+                    let wait = WaitForToken::new(shared, *this.generation);
                     this.state.set(State::Refreshing {
                         wait,
                         response: Some(response),
@@ -283,7 +283,7 @@ where
                     request
                         .headers_mut()
                         .insert(AUTHORIZATION, credential.authorization.clone());
-                    if let Some(shared) = this.shared.as_ref() {
+                    if let Some(shared) = this.handle.as_ref().and_then(|h| h.shared()) {
                         shared.retries.fetch_add(1, Ordering::Relaxed);
                     }
                     tracing::debug!(

@@ -53,6 +53,7 @@ mod error;
 mod future;
 mod jwt;
 mod layer;
+mod local;
 mod login;
 mod organization;
 #[cfg(test)]

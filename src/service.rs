@@ -2,6 +2,7 @@
 
 use crate::credential::Credential;
 use crate::future::{ResponseFuture, WaitForToken};
+use crate::local;
 use crate::replay::{EmptyBodiesOnly, ReplayBody, Replayable};
 use crate::shared::Shared;
 use http::header::{AUTHORIZATION, Entry};
@@ -108,22 +109,33 @@ pub(crate) fn authorize<B>(
     credential: &Credential,
     org: &HeaderValue,
 ) -> Option<u64> {
+    insert_headers(request, credential.authorization.clone(), org).then_some(credential.generation)
+}
+
+/// Inserts `Authorization` and `x-org` where the request has none (a [`RequestOrg`] extension
+/// chooses the organization); true when the `Authorization` is ours.
+#[inline]
+pub(crate) fn insert_headers<B>(
+    request: &mut Request<B>,
+    authorization: HeaderValue,
+    org: &HeaderValue,
+) -> bool {
     let own_org = request
         .extensions()
         .get::<RequestOrg>()
         .map(|RequestOrg(own)| own.clone());
     let headers = request.headers_mut();
-    let generation = match headers.entry(AUTHORIZATION) {
+    let ours = match headers.entry(AUTHORIZATION) {
         Entry::Vacant(slot) => {
-            slot.insert(credential.authorization.clone());
-            Some(credential.generation)
+            slot.insert(authorization);
+            true
         }
-        Entry::Occupied(_) => None,
+        Entry::Occupied(_) => false,
     };
     if let Entry::Vacant(slot) = headers.entry(X_ORG) {
         slot.insert(own_org.unwrap_or_else(|| org.clone()));
     }
-    generation
+    ours
 }
 
 /// A copy of a request's head (method, URI, version, headers, extensions), for a replay.
@@ -182,9 +194,12 @@ where
                 self.retry,
             );
         }
-        let generation = authorize(&mut request, &credential, &self.shared.org);
+        // This thread's copies: clones that touch no counter another core is writing.
+        let (authorization, handle) = local::authorization(&self.shared, &credential, self.retry);
+        let generation = credential.generation;
         drop(credential);
-        let Some(generation) = generation.filter(|_| self.retry) else {
+        let ours = insert_headers(&mut request, authorization, &self.shared.org);
+        let (true, Some(handle)) = (ours, handle) else {
             return ResponseFuture::passthrough(self.inner.call(request));
         };
         match Replayable::prepare(&self.policy, request.body_mut()) {
@@ -193,20 +208,9 @@ where
                 let clone = self.inner.clone();
                 let mut service = mem::replace(&mut self.inner, clone);
                 let future = service.call(request);
-                ResponseFuture::replayable(
-                    future,
-                    self.shared.clone(),
-                    generation,
-                    head,
-                    body,
-                    service,
-                )
+                ResponseFuture::replayable(future, handle, generation, head, body, service)
             }
-            None => ResponseFuture::refresh_only(
-                self.inner.call(request),
-                self.shared.clone(),
-                generation,
-            ),
+            None => ResponseFuture::refresh_only(self.inner.call(request), handle, generation),
         }
     }
 }

@@ -77,6 +77,8 @@ pub(crate) struct StatusData {
 }
 
 pub(crate) struct Shared {
+    /// Unique for the life of the process (thread-local copies are keyed by it).
+    pub(crate) id: u64,
     pub(crate) cell: TokenCell,
     pub(crate) org: HeaderValue,
     pub(crate) org_name: String,
@@ -91,6 +93,12 @@ pub(crate) struct Shared {
     pub(crate) retry_on_unauthorized: bool,
     /// `None`: every request receives the credentials.
     pub(crate) scope: Option<crate::scope::Scope>,
+}
+
+/// A fresh [`Shared::id`].
+pub(crate) fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Drop for Shared {
