@@ -390,6 +390,7 @@ impl MeshxAuthBuilder {
         let shared = Arc::new(Shared {
             id: shared::next_id(),
             cell: TokenCell::new(credential),
+            state: AtomicU64::new(shared::state_word(1, false)),
             org,
             org_name,
             api_url,

@@ -42,6 +42,15 @@ impl WaitForToken {
     }
 }
 
+/// What a request that waits for a token before its first send keeps meanwhile.
+struct Pending<S, B> {
+    shared: Arc<Shared>,
+    request: Request<B>,
+    service: S,
+    replay_body: Option<Replayable<B>>,
+    retry: bool,
+}
+
 /// What a replay needs: the request head, its body, and the service to send it through.
 struct Replay<S, B> {
     head: Request<()>,
@@ -70,21 +79,15 @@ pin_project! {
     where
         S: Service<Request<B>>,
     {
-        // The token had expired: waiting for a fresh one before the first send.
-        Waiting {
-            wait: WaitForToken,
-            shared: Arc<Shared>,
-            request: Option<Request<B>>,
-            service: Option<S>,
-            replay_body: Option<Replayable<B>>,
-            retry: bool,
-        },
+        // The token had expired: waiting for a fresh one before the first send. Boxed, like
+        // every rare state, to keep the future small for the common path.
+        Waiting { wait: WaitForToken, pending: Option<Box<Pending<S, B>>> },
         // The first send.
         Calling { #[pin] future: S::Future },
         // A 401 came back: waiting for the shared refresh, holding the answer.
         Refreshing { wait: WaitForToken, response: Option<Response<RB>> },
         // The one replay.
-        Replaying { #[pin] future: Oneshot<S, Request<B>> },
+        Replaying { future: Pin<Box<Oneshot<S, Request<B>>>> },
     }
 }
 
@@ -155,11 +158,13 @@ where
         ResponseFuture {
             state: State::Waiting {
                 wait,
-                shared,
-                request: Some(request),
-                service: Some(service),
-                replay_body,
-                retry,
+                pending: Some(Box::new(Pending {
+                    shared,
+                    request,
+                    service,
+                    replay_body,
+                    retry,
+                })),
             },
             handle: None,
             generation: 0,
@@ -190,14 +195,7 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Waiting {
-                    wait,
-                    shared,
-                    request,
-                    service,
-                    replay_body,
-                    retry,
-                } => {
+                StateProj::Waiting { wait, pending } => {
                     let credential = match ready!(wait.poll(cx)) {
                         Ok(credential) => credential,
                         Err(error) => {
@@ -205,16 +203,22 @@ where
                             return Poll::Ready(Err(error.into()));
                         }
                     };
-                    let (Some(mut request), Some(mut service)) = (request.take(), service.take())
-                    else {
+                    let Some(pending) = pending.take() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
+                    let Pending {
+                        shared,
+                        mut request,
+                        mut service,
+                        replay_body,
+                        retry,
+                    } = *pending;
                     let generation = authorize(&mut request, &credential, &shared.org);
-                    if let (Some(generation), true) = (generation, *retry) {
+                    if let (Some(generation), true) = (generation, retry) {
                         *this.generation = generation;
-                        *this.handle = local::authorization(shared, &credential, true).1;
+                        *this.handle = Some(local::handle(&shared));
                     }
-                    let replay = replay_body.take().filter(|_| this.handle.is_some());
+                    let replay = replay_body.filter(|_| this.handle.is_some());
                     let head = replay.as_ref().map(|_| copy_head(&request));
                     let future = service.call(request);
                     if let (Some(head), Some(body)) = (head, replay) {
@@ -292,11 +296,11 @@ where
                         "retrying once with the fresh token"
                     );
                     this.state.set(State::Replaying {
-                        future: Oneshot::new(service, request),
+                        future: Box::pin(Oneshot::new(service, request)),
                     });
                 }
                 StateProj::Replaying { future } => {
-                    return future.poll(cx).map_err(Into::into);
+                    return future.as_mut().poll(cx).map_err(Into::into);
                 }
             }
         }

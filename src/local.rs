@@ -8,7 +8,6 @@
 //! `Authorization` value (re-made once per token and thread) and its own handle on the shared
 //! state. The `x-org` value needs no copy: it is a `&'static` interned once per organization name.
 
-use crate::credential::Credential;
 use crate::shared::Shared;
 use http::HeaderValue;
 use std::cell::RefCell;
@@ -38,44 +37,62 @@ thread_local! {
     static SLOT: RefCell<Option<Slot>> = const { RefCell::new(None) };
 }
 
-/// This thread's copy of `credential`'s `Authorization` value, and (when `handle`) this thread's
-/// handle on `shared`.
+/// This thread's copy of the `Authorization` value of the credential of `generation`, with that
+/// generation, and (when `handle`) this thread's handle on `shared`. `None` when the current
+/// credential may not be sent (expired).
 #[inline]
 pub(crate) fn authorization(
     shared: &Arc<Shared>,
-    credential: &Credential,
+    generation: u64,
     handle: bool,
-) -> (HeaderValue, Option<Arc<Handle>>) {
+) -> Option<(HeaderValue, u64, Option<Arc<Handle>>)> {
     SLOT.try_with(|slot| {
         // Nothing below calls out of this module: the borrow cannot be re-entered.
         let mut slot = slot.borrow_mut();
-        match &mut *slot {
-            Some(s) if s.id == shared.id && s.generation == credential.generation => {
-                (s.authorization.clone(), handle.then(|| s.handle.clone()))
-            }
-            other => {
-                let own = match other {
-                    Some(s) if s.id == shared.id => s.handle.clone(),
-                    _ => Arc::new(Handle(Arc::downgrade(shared))),
-                };
-                let authorization = private_copy(&credential.authorization);
-                *other = Some(Slot {
-                    id: shared.id,
-                    generation: credential.generation,
-                    authorization: authorization.clone(),
-                    handle: own.clone(),
-                });
-                (authorization, handle.then_some(own))
-            }
+        if let Some(s) = &*slot
+            && s.id == shared.id
+            && s.generation == generation
+        {
+            return Some((
+                s.authorization.clone(),
+                generation,
+                handle.then(|| s.handle.clone()),
+            ));
         }
+        // A new token (or another MeshxAuth): copy it once for this thread.
+        let credential = shared.cell.load();
+        if credential.is_expired() {
+            return None;
+        }
+        let own = match &*slot {
+            Some(s) if s.id == shared.id => s.handle.clone(),
+            _ => Arc::new(Handle(Arc::downgrade(shared))),
+        };
+        let authorization = private_copy(&credential.authorization);
+        *slot = Some(Slot {
+            id: shared.id,
+            generation: credential.generation,
+            authorization: authorization.clone(),
+            handle: own.clone(),
+        });
+        Some((authorization, credential.generation, handle.then_some(own)))
     })
     .unwrap_or_else(|_| {
         // The thread is exiting and its locals are gone: use the shared values.
-        (
-            credential.authorization.clone(),
-            handle.then(|| Arc::new(Handle(Arc::downgrade(shared)))),
-        )
+        let credential = shared.cell.load();
+        (!credential.is_expired()).then(|| {
+            (
+                credential.authorization.clone(),
+                credential.generation,
+                handle.then(|| Arc::new(Handle(Arc::downgrade(shared)))),
+            )
+        })
     })
+}
+
+/// A handle on `shared` (for the rare paths).
+pub(crate) fn handle(shared: &Arc<Shared>) -> Arc<Handle> {
+    Arc::new(Handle(Arc::downgrade(shared)))
 }
 
 /// A copy with its own buffer (and so its own reference count).

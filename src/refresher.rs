@@ -65,7 +65,7 @@ async fn run(weak: Weak<Shared>, signals: Arc<Signals>) {
 
             if let Some(expires_at) = current.expires_at {
                 if now >= expires_at && !current.is_expired() {
-                    current.mark_expired();
+                    shared.expire(&current);
                     expired(&shared);
                 }
                 let is_static = matches!(shared.source, Source::Static { .. });
@@ -168,7 +168,7 @@ async fn attempt(
             _ = signals.stop.cancelled() => return false,
             fetched = &mut fetch => break fetched.unwrap_or(Err(Error::LoginTimeout(timeout))),
             _ = sleep_or_forever(expiry) => {
-                current.mark_expired();
+                shared.expire(&current);
                 expired(shared);
                 expiry = None;
             }

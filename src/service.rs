@@ -4,13 +4,14 @@ use crate::credential::Credential;
 use crate::future::{ResponseFuture, WaitForToken};
 use crate::local;
 use crate::replay::{EmptyBodiesOnly, ReplayBody, Replayable};
-use crate::shared::Shared;
+use crate::shared::{EXPIRED, Shared};
 use http::header::{AUTHORIZATION, Entry};
 use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use std::fmt;
 use std::mem;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use tower::BoxError;
 use tower_service::Service;
@@ -149,6 +150,51 @@ pub(crate) fn copy_head<B>(request: &Request<B>) -> Request<()> {
     head
 }
 
+/// The slow path: the token has expired (or was withdrawn).
+#[cold]
+fn without_token<S, P, B, RB>(
+    this: &mut MeshxAuthService<S, P>,
+    mut request: Request<B>,
+) -> ResponseFuture<S, B, RB>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone,
+    B: Body + Default,
+    P: ReplayBody<B>,
+{
+    let credential = this.shared.cell.load_full();
+    if request.headers().contains_key(AUTHORIZATION) {
+        // The caller's own token: none of ours is needed.
+        insert_headers(
+            &mut request,
+            credential.authorization.clone(),
+            &this.shared.org,
+        );
+        return ResponseFuture::passthrough(this.inner.call(request));
+    }
+    // Wait (bounded by the login timeout) for the refresher: for a token newer than the
+    // expired one, or the current one if it was replaced in the meantime.
+    let after = if credential.is_expired() {
+        credential.generation
+    } else {
+        credential.generation - 1
+    };
+    let replay_body = if this.retry {
+        Replayable::prepare(&this.policy, request.body_mut())
+    } else {
+        None
+    };
+    let clone = this.inner.clone();
+    let service = mem::replace(&mut this.inner, clone);
+    ResponseFuture::wait(
+        WaitForToken::new(this.shared.clone(), after),
+        request,
+        service,
+        replay_body,
+        this.shared.clone(),
+        this.retry,
+    )
+}
+
 impl<S, P, B, RB> Service<Request<B>> for MeshxAuthService<S, P>
 where
     S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
@@ -173,31 +219,16 @@ where
             // Not a MeshX host: no credentials, no retry.
             return ResponseFuture::passthrough(self.inner.call(request));
         }
-        let credential = self.shared.cell.load();
-        if credential.is_expired() && !request.headers().contains_key(AUTHORIZATION) {
-            // Slow path: no token may be sent now. Wait (bounded) for the refresher.
-            let generation = credential.generation;
-            drop(credential);
-            let replay_body = if self.retry {
-                Replayable::prepare(&self.policy, request.body_mut())
-            } else {
-                None
-            };
-            let clone = self.inner.clone();
-            let service = mem::replace(&mut self.inner, clone);
-            return ResponseFuture::wait(
-                WaitForToken::new(self.shared.clone(), generation),
-                request,
-                service,
-                replay_body,
-                self.shared.clone(),
-                self.retry,
-            );
-        }
-        // This thread's copies: clones that touch no counter another core is writing.
-        let (authorization, handle) = local::authorization(&self.shared, &credential, self.retry);
-        let generation = credential.generation;
-        drop(credential);
+        // One plain atomic load tells whether this thread's copy of the token is current.
+        let state = self.shared.state.load(Ordering::Acquire);
+        let fast = if state & EXPIRED == 0 {
+            local::authorization(&self.shared, state >> 1, self.retry)
+        } else {
+            None
+        };
+        let Some((authorization, generation, handle)) = fast else {
+            return without_token(self, request);
+        };
         let ours = insert_headers(&mut request, authorization, &self.shared.org);
         let (true, Some(handle)) = (ours, handle) else {
             return ResponseFuture::passthrough(self.inner.call(request));

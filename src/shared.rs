@@ -80,6 +80,10 @@ pub(crate) struct Shared {
     /// Unique for the life of the process (thread-local copies are keyed by it).
     pub(crate) id: u64,
     pub(crate) cell: TokenCell,
+    /// `generation << 1 | expired` of the current credential: what the request path reads (one
+    /// plain atomic load) to know whether its thread's copy is current (see local.rs). The cell
+    /// stays the source of truth; this word is published after it.
+    pub(crate) state: AtomicU64,
     pub(crate) org: HeaderValue,
     pub(crate) org_name: String,
     pub(crate) api_url: reqwest::Url,
@@ -93,6 +97,14 @@ pub(crate) struct Shared {
     pub(crate) retry_on_unauthorized: bool,
     /// `None`: every request receives the credentials.
     pub(crate) scope: Option<crate::scope::Scope>,
+}
+
+/// The `expired` bit of [`Shared::state`].
+pub(crate) const EXPIRED: u64 = 1;
+
+/// [`Shared::state`] for a credential.
+pub(crate) const fn state_word(generation: u64, expired: bool) -> u64 {
+    generation << 1 | expired as u64
 }
 
 /// A fresh [`Shared::id`].
@@ -127,6 +139,8 @@ impl Shared {
         )?;
         let (expires_at, refresh_at) = (credential.expires_at, credential.refresh_at);
         self.cell.store(credential);
+        self.state
+            .store(state_word(generation, false), Ordering::Release);
         {
             let mut status = self.status_data();
             status.valid_until = expires_at.map(system_time);
@@ -138,10 +152,20 @@ impl Shared {
         Ok(())
     }
 
+    /// Marks `credential` expired: it is not sent any more.
+    pub(crate) fn expire(&self, credential: &Credential) {
+        credential.mark_expired();
+        let live = state_word(credential.generation, false);
+        // A no-op when the state has moved on to a newer credential.
+        let _ =
+            self.state
+                .compare_exchange(live, live | EXPIRED, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
     /// Stops the refresher and withdraws the credential: nothing is sent after this.
     pub(crate) fn withdraw(&self) {
         self.signals.stop.cancel();
-        self.cell.load().mark_expired();
+        self.expire(&self.cell.load());
         self.progress.send_modify(|p| p.stopped = true);
     }
 
