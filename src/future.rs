@@ -295,12 +295,28 @@ where
                         generation = credential.generation,
                         "retrying once with the fresh token"
                     );
+                    *this.generation = credential.generation;
                     this.state.set(State::Replaying {
                         future: Box::pin(Oneshot::new(service, request)),
                     });
                 }
                 StateProj::Replaying { future } => {
-                    return future.as_mut().poll(cx).map_err(Into::into);
+                    let response = ready!(future.as_mut().poll(cx)).map_err(Into::into)?;
+                    if is_unauthorized(&response)
+                        && let Some(shared) = this.handle.as_ref().and_then(|h| h.shared())
+                    {
+                        // A fresh token did not help: the resource refuses whatever the token.
+                        // Further logins on demand are spaced (see the refresher).
+                        shared
+                            .signals
+                            .unhelpful
+                            .fetch_max(*this.generation, Ordering::AcqRel);
+                        tracing::debug!(
+                            target: "meshx_auth",
+                            "unauthorized again after a refresh: handing back the answer"
+                        );
+                    }
+                    return Poll::Ready(Ok(response));
                 }
             }
         }

@@ -90,8 +90,13 @@ async fn run(weak: Weak<Shared>, signals: Arc<Signals>) {
                     backoff.idle_at
                 }
             } else if demanded {
+                // Spaced only when the token of the last login on demand did not help (a request
+                // replayed with it got a 401 again: the resource answers 401 whatever the token).
+                // A plain revoke is always served at once.
+                let unhelpful = signals.unhelpful.load(Ordering::Acquire) >= current.generation;
                 let spaced = backoff
                     .last_demanded_login
+                    .filter(|_| unhelpful)
                     .map(|at| at + shared.timing.demand_interval);
                 Some(spaced.map_or(now, |at| at.max(now)))
             } else {

@@ -49,6 +49,8 @@ pub(crate) struct Signals {
     pub(crate) demand: Notify,
     /// The highest generation some request found unusable (401 or expired).
     pub(crate) demanded: AtomicU64,
+    /// The highest generation a *replayed* request got a 401 with: a new token did not help.
+    pub(crate) unhelpful: AtomicU64,
     /// Cancelled by `shutdown()` or when the last handle is dropped.
     pub(crate) stop: CancellationToken,
 }

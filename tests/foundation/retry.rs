@@ -341,3 +341,27 @@ async fn grpc_unauthenticated_in_headers_counts_as_401() {
     assert_eq!(fake.logins(), 2);
     assert_eq!(auth.status().retries, 1);
 }
+
+/// Revokes in quick succession are each answered by an immediate login: only a login that did
+/// not help (its replay got a 401 again) spaces the next one. The login timeout is shorter than
+/// the spacing, so a spaced login would hand back the 401.
+#[tokio::test]
+async fn back_to_back_revokes_are_each_recovered_at_once() {
+    let fake = FakeMeshx::start().await;
+    let auth = builder_for(&fake)
+        .login_timeout(std::time::Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let mut client = ServiceBuilder::new()
+        .layer(auth.layer())
+        .service(http_client());
+    for round in 1..=3 {
+        fake.revoke_all_tokens();
+        let response = within(10, client.ready().await.unwrap().call(get(&fake, "/api/a")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "round {round}");
+        assert_eq!(fake.logins(), 1 + round);
+    }
+}
