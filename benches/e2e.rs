@@ -117,6 +117,11 @@ fn e2e(c: &mut Criterion) {
         let client_bare = client.clone();
         let client_static = common::static_layer(client.clone());
         let client_meshx = auth.layer().layer(client.clone());
+        // Retry off: no head copy and no clone of the client kept for a replay.
+        let client_meshx_no_retry = auth
+            .layer()
+            .retry_on_unauthorized(false)
+            .layer(client.clone());
         group.bench_with_input(BenchmarkId::new("client", tasks), &tasks, |b, &tasks| {
             b.iter_custom(|iters| {
                 runtime.block_on(send_from_tasks(&client_bare, &uri, tasks, iters))
@@ -137,6 +142,15 @@ fn e2e(c: &mut Criterion) {
             |b, &tasks| {
                 b.iter_custom(|iters| {
                     runtime.block_on(send_from_tasks(&client_meshx, &uri, tasks, iters))
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("client+meshx_no_retry", tasks),
+            &tasks,
+            |b, &tasks| {
+                b.iter_custom(|iters| {
+                    runtime.block_on(send_from_tasks(&client_meshx_no_retry, &uri, tasks, iters))
                 })
             },
         );
