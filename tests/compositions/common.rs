@@ -4,7 +4,7 @@ use http::Response;
 use http_body_util::BodyExt;
 use meshx_auth::testing::FakeMeshx;
 use meshx_auth::{MeshxAuth, MeshxAuthBuilder};
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 /// A builder pointed at the fake, with its user and organization and short timeouts.
@@ -50,33 +50,7 @@ where
     serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
 }
 
-/// Captures every log line emitted on this thread (use a current-thread runtime).
-pub fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || LogWriter(writer.clone()))
-        .finish();
-    (buffer, tracing::subscriber::set_default(subscriber))
-}
-
-pub struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-pub fn text(buffer: &Arc<Mutex<Vec<u8>>>) -> String {
-    String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned()
-}
+pub use crate::logs::{capture_logs, text};
 
 /// True when `haystack` contains none of the tokens the fake ever issued.
 pub fn leaks_no_token(fake: &FakeMeshx, haystack: &str) -> bool {

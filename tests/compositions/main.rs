@@ -8,5 +8,7 @@ mod axum_router;
 mod common;
 mod from_env;
 mod hyper_client;
+#[path = "../support/logs.rs"]
+mod logs;
 mod organizations;
 mod tonic_client;

@@ -6,6 +6,8 @@ mod common;
 mod headers;
 mod lifecycle;
 mod login;
+#[path = "../support/logs.rs"]
+mod logs;
 mod outage;
 mod refresh;
 mod retry;

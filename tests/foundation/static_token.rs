@@ -3,37 +3,11 @@
 use crate::common::*;
 use meshx_auth::testing::FakeMeshx;
 use meshx_auth::{Error, MeshxAuth};
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
-/// Captures every log line emitted on this thread.
-pub fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || LogWriter(writer.clone()))
-        .finish();
-    (buffer, tracing::subscriber::set_default(subscriber))
-}
-
-pub struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-pub fn text(buffer: &Arc<Mutex<Vec<u8>>>) -> String {
-    String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned()
-}
+pub use crate::logs::{capture_logs, text};
 
 #[tokio::test]
 async fn a_static_token_never_calls_the_login_endpoint() {

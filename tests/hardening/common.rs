@@ -9,7 +9,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use meshx_auth::testing::FakeMeshx;
 use meshx_auth::{Error, MeshxAuth, MeshxAuthBuilder};
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -61,37 +61,7 @@ pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
     cond()
 }
 
-/// Captures every log line emitted on this thread (use a current-thread runtime).
-pub fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || LogWriter(writer.clone()))
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    // Tests on other threads, without a subscriber, may have cached "no interest" for the crate's
-    // callsites: ask again now that this thread has one.
-    tracing::callsite::rebuild_interest_cache();
-    (buffer, guard)
-}
-
-pub struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-pub fn text(buffer: &Arc<Mutex<Vec<u8>>>) -> String {
-    String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned()
-}
+pub use crate::logs::{capture_logs, text};
 
 /// What the requests sent during a phase got back.
 #[derive(Debug, Default)]

@@ -15,6 +15,8 @@ mod backoff;
 mod cancellation;
 mod common;
 mod faults;
+#[path = "../support/logs.rs"]
+mod logs;
 mod proxy;
 mod revoke_storm;
 mod scoping;

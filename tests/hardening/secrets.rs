@@ -121,7 +121,9 @@ async fn every_type_every_error_every_log_line_is_free_of_secrets() {
 
     let organizations = auth.organizations().await.unwrap();
     show(&mut out, "organizations", &organizations);
-    assert!(eventually(Duration::from_secs(3), || fake.logins() >= 2).await);
+    // Wait for the proactive refresh to be *installed* (not just answered by the fake), so that
+    // the revoke below hits the token in use and not also one still on its way to us.
+    assert!(eventually(Duration::from_secs(3), || auth.status().generation >= 2).await);
     fake.revoke_all_tokens();
     let response = plain
         .ready()
