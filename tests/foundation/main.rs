@@ -8,6 +8,7 @@ mod lifecycle;
 mod login;
 #[path = "../support/logs.rs"]
 mod logs;
+mod mock;
 mod outage;
 mod refresh;
 mod retry;
