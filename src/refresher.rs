@@ -43,10 +43,10 @@ struct Backoff {
     /// The next attempt, when the last one failed (with and without waiting requests).
     idle_at: Option<Instant>,
     demand_at: Option<Instant>,
-    /// When the last successful login *on demand* (a 401) was sent. The next login on demand waits
-    /// until the demand interval after it: a resource that answers 401 whatever the token must
-    /// not turn every request into a login. The first demand after a scheduled login is served at
-    /// once.
+    /// When the last successful login *on demand* (a 401) was sent. If its token did not help (a
+    /// replay with it got a 401 again), the next login on demand waits until the demand interval
+    /// after it: a resource that answers 401 whatever the token must not turn every request into
+    /// a login. Otherwise (a plain revoke) the next demand is served at once.
     last_demanded_login: Option<Instant>,
 }
 
