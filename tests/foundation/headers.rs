@@ -136,3 +136,53 @@ async fn a_request_that_carries_its_own_headers_keeps_them() {
     );
     assert_eq!(fake.logins(), 1, "no refresh for the caller's own token");
 }
+
+/// Several `MeshxAuth`s used in turn on one thread (a gateway serving several organizations)
+/// each keep their own copy: no token is re-copied per request, none is mixed up.
+#[tokio::test]
+async fn several_auths_on_one_thread_keep_their_own_tokens() {
+    let mut services = Vec::new();
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let auth = meshx_auth::MeshxAuth::builder()
+            .token_source(move || async move {
+                Ok(meshx_auth::Token::new(
+                    format!("token-of-{i}"),
+                    Some(std::time::Duration::from_secs(3600)),
+                ))
+            })
+            .org(format!("org-{i}"))
+            .build()
+            .await
+            .unwrap();
+        let (record, inner) = recording();
+        services.push((auth.clone(), auth.layer().layer_service(inner)));
+        seen.push(record);
+    }
+    for _ in 0..3 {
+        for (_, svc) in services.iter_mut() {
+            let request = http::Request::get("https://api.meshx.foundation/api/x")
+                .body(Default::default())
+                .unwrap();
+            svc.ready().await.unwrap().call(request).await.unwrap();
+        }
+    }
+    for (i, record) in seen.iter().enumerate() {
+        let record = record.lock().unwrap();
+        assert_eq!(record.len(), 3);
+        for headers in record.iter() {
+            assert_eq!(
+                headers[AUTHORIZATION],
+                format!("Bearer token-of-{i}").as_str()
+            );
+            assert_eq!(headers["x-org"], format!("org-{i}").as_str());
+        }
+        let first = record[0][AUTHORIZATION].as_bytes().as_ptr();
+        assert!(
+            record
+                .iter()
+                .all(|h| h[AUTHORIZATION].as_bytes().as_ptr() == first),
+            "auth {i}: token copied again"
+        );
+    }
+}
