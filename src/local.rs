@@ -33,20 +33,8 @@ struct Slot {
     handle: Arc<Handle>,
 }
 
-/// How many `MeshxAuth`s one thread keeps copies for (a gateway may serve several
-/// organizations); beyond that the least recently added is replaced.
-const SLOTS: usize = 4;
-
-struct Slots {
-    slots: [Option<Slot>; SLOTS],
-    /// The slot the next new `MeshxAuth` takes.
-    next: usize,
-}
-
 thread_local! {
-    static LOCAL: RefCell<Slots> = const {
-        RefCell::new(Slots { slots: [None, None, None, None], next: 0 })
-    };
+    static SLOT: RefCell<Option<Slot>> = const { RefCell::new(None) };
 }
 
 /// This thread's copy of the `Authorization` value of the credential of `generation`, with that
@@ -58,67 +46,48 @@ pub(crate) fn authorization(
     generation: u64,
     handle: bool,
 ) -> Option<(HeaderValue, u64, Option<Arc<Handle>>)> {
-    LOCAL
-        .try_with(|local| {
-            // Nothing below calls out of this module: the borrow cannot be re-entered.
-            let mut local = local.borrow_mut();
-            let found = local
-                .slots
-                .iter()
-                .position(|s| s.as_ref().is_some_and(|s| s.id == shared.id));
-            if let Some(s) = found.and_then(|i| local.slots[i].as_ref())
-                && s.generation == generation
-            {
-                return Some((
-                    s.authorization.clone(),
-                    generation,
-                    handle.then(|| s.handle.clone()),
-                ));
-            }
-            refill(&mut local, found, shared, handle)
+    SLOT.try_with(|slot| {
+        // Nothing below calls out of this module: the borrow cannot be re-entered.
+        let mut slot = slot.borrow_mut();
+        if let Some(s) = &*slot
+            && s.id == shared.id
+            && s.generation == generation
+        {
+            return Some((
+                s.authorization.clone(),
+                generation,
+                handle.then(|| s.handle.clone()),
+            ));
+        }
+        // A new token (or another MeshxAuth): copy it once for this thread.
+        let credential = shared.cell.load();
+        if credential.is_expired() {
+            return None;
+        }
+        let own = match &*slot {
+            Some(s) if s.id == shared.id => s.handle.clone(),
+            _ => Arc::new(Handle(Arc::downgrade(shared))),
+        };
+        let authorization = private_copy(&credential.authorization);
+        *slot = Some(Slot {
+            id: shared.id,
+            generation: credential.generation,
+            authorization: authorization.clone(),
+            handle: own.clone(),
+        });
+        Some((authorization, credential.generation, handle.then_some(own)))
+    })
+    .unwrap_or_else(|_| {
+        // The thread is exiting and its locals are gone: use the shared values.
+        let credential = shared.cell.load();
+        (!credential.is_expired()).then(|| {
+            (
+                credential.authorization.clone(),
+                credential.generation,
+                handle.then(|| Arc::new(Handle(Arc::downgrade(shared)))),
+            )
         })
-        .unwrap_or_else(|_| {
-            // The thread is exiting and its locals are gone: use the shared values.
-            let credential = shared.cell.load();
-            (!credential.is_expired()).then(|| {
-                (
-                    credential.authorization.clone(),
-                    credential.generation,
-                    handle.then(|| Arc::new(Handle(Arc::downgrade(shared)))),
-                )
-            })
-        })
-}
-
-/// A new token (or a `MeshxAuth` new to this thread): copy it once for this thread.
-#[cold]
-fn refill(
-    local: &mut Slots,
-    found: Option<usize>,
-    shared: &Arc<Shared>,
-    handle: bool,
-) -> Option<(HeaderValue, u64, Option<Arc<Handle>>)> {
-    let credential = shared.cell.load();
-    if credential.is_expired() {
-        return None;
-    }
-    let index = found.unwrap_or_else(|| {
-        let index = local.next;
-        local.next = (local.next + 1) % SLOTS;
-        index
-    });
-    let own = match (found, &local.slots[index]) {
-        (Some(_), Some(slot)) => slot.handle.clone(),
-        _ => Arc::new(Handle(Arc::downgrade(shared))),
-    };
-    let authorization = private_copy(&credential.authorization);
-    local.slots[index] = Some(Slot {
-        id: shared.id,
-        generation: credential.generation,
-        authorization: authorization.clone(),
-        handle: own.clone(),
-    });
-    Some((authorization, credential.generation, handle.then_some(own)))
+    })
 }
 
 /// A handle on `shared` (for the rare paths).
