@@ -137,8 +137,9 @@ async fn a_request_that_carries_its_own_headers_keeps_them() {
     assert_eq!(fake.logins(), 1, "no refresh for the caller's own token");
 }
 
-/// Several `MeshxAuth`s used in turn on one thread (a gateway serving several organizations)
-/// each keep their own copy: no token is re-copied per request, none is mixed up.
+/// Several `MeshxAuth`s used in turn on one thread (a gateway serving several organizations):
+/// each request carries its own auth's token and organization, never another's. (The thread keeps
+/// a copy for the auth it used last; alternating auths re-copy the token, a ~1 KB copy.)
 #[tokio::test]
 async fn several_auths_on_one_thread_keep_their_own_tokens() {
     let mut services = Vec::new();
@@ -177,12 +178,5 @@ async fn several_auths_on_one_thread_keep_their_own_tokens() {
             );
             assert_eq!(headers["x-org"], format!("org-{i}").as_str());
         }
-        let first = record[0][AUTHORIZATION].as_bytes().as_ptr();
-        assert!(
-            record
-                .iter()
-                .all(|h| h[AUTHORIZATION].as_bytes().as_ptr() == first),
-            "auth {i}: token copied again"
-        );
     }
 }
