@@ -120,24 +120,14 @@ impl Error {
         }
     }
 
-    pub(crate) fn transport(err: reqwest::Error) -> Self {
+    pub(crate) fn transport(mut err: reqwest::Error) -> Self {
         // reqwest keeps the URL in its errors; ours never carry user info (the builder refuses it),
         // and the query string is dropped, so nothing secret can show.
-        Error::Transport(Arc::new(err.without_url_query()))
-    }
-}
-
-trait WithoutUrlQuery {
-    fn without_url_query(self) -> Self;
-}
-
-impl WithoutUrlQuery for reqwest::Error {
-    fn without_url_query(mut self) -> Self {
-        if let Some(url) = self.url_mut() {
+        if let Some(url) = err.url_mut() {
             url.set_query(None);
             url.set_fragment(None);
         }
-        self
+        Error::Transport(Arc::new(err))
     }
 }
 

@@ -66,7 +66,7 @@ pub(crate) fn authorization(
         }
         let own = match &*slot {
             Some(s) if s.id == shared.id => s.handle.clone(),
-            _ => Arc::new(Handle(Arc::downgrade(shared))),
+            _ => self::handle(shared),
         };
         let authorization = private_copy(&credential.authorization);
         *slot = Some(Slot {
@@ -84,7 +84,7 @@ pub(crate) fn authorization(
             (
                 credential.authorization.clone(),
                 credential.generation,
-                handle.then(|| Arc::new(Handle(Arc::downgrade(shared)))),
+                handle.then(|| self::handle(shared)),
             )
         })
     })

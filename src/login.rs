@@ -103,27 +103,39 @@ impl LoginClient {
                 },
             });
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_LOGIN_ANSWER_BYTES as u64)
-        {
-            return Err(too_large());
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.error(e))? {
-            if bytes.len() + chunk.len() > MAX_LOGIN_ANSWER_BYTES {
-                return Err(too_large());
+        let bytes = match read_capped(&mut response, MAX_LOGIN_ANSWER_BYTES).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                return Err(Error::InvalidAnswer(format!(
+                    "the answer is larger than {MAX_LOGIN_ANSWER_BYTES} bytes"
+                )));
             }
-            bytes.extend_from_slice(&chunk);
-        }
+            Err(e) => return Err(self.error(e)),
+        };
         parse_login_answer(&bytes)
     }
 }
 
-fn too_large() -> Error {
-    Error::InvalidAnswer(format!(
-        "the answer is larger than {MAX_LOGIN_ANSWER_BYTES} bytes"
-    ))
+/// The body of `response`, or `None` as soon as it is known to be longer than `cap` bytes (from
+/// `content-length`, or while reading): an answer is never read without bound.
+pub(crate) async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if bytes.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Some(bytes))
 }
 
 /// `api` joined with `path`, keeping the base path (`.../api` + `iam/login` = `.../api/iam/login`).

@@ -2,7 +2,7 @@
 
 use crate::credential::Credential;
 use crate::error::Error;
-use crate::login::join;
+use crate::login::{join, read_capped};
 use crate::shared::Shared;
 use serde::Deserialize;
 
@@ -77,15 +77,14 @@ impl Shared {
                     status.as_u16()
                 )));
             }
-            let mut bytes = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(Error::transport)? {
-                if bytes.len() + chunk.len() > MAX_LIST_BYTES {
-                    return Err(Error::Api(format!(
-                        "the organization list is larger than {MAX_LIST_BYTES} bytes"
-                    )));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
+            let Some(bytes) = read_capped(&mut response, MAX_LIST_BYTES)
+                .await
+                .map_err(Error::transport)?
+            else {
+                return Err(Error::Api(format!(
+                    "the organization list is larger than {MAX_LIST_BYTES} bytes"
+                )));
+            };
             parse_list(&bytes).map(Some)
         };
         match tokio::time::timeout(self.timing.login_timeout, fetch).await {
